@@ -1,0 +1,124 @@
+"""``python -m localcloud``: serve the API, build the base image, register images."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from .imagestore import ImageStore
+from .paths import default_cache_dir
+from .server import Settings, bound_port, build
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _action_times(values: list[str]) -> dict[str, float]:
+    out = {}
+    for v in values:
+        name, sep, seconds = v.partition("=")
+        try:
+            out[name] = float(seconds)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise typer.BadParameter(f"'{v}': expected COMMAND=SECONDS, e.g. create_image=5")
+    return out
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="0 picks a free port")] = 0,
+    backend: Annotated[str, typer.Option(help="stub (recording stand-ins) or qemu (real VMs)")] = "stub",
+    state_dir: Annotated[Path | None, typer.Option(help="keeps disks, snapshots and keys (qemu: required)")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="base images (default $LOCALCLOUD_CACHE or ~/.cache/localcloud)")] = None,
+    action_time: Annotated[list[str], typer.Option(help="COMMAND=SECONDS, repeatable, e.g. create_image=5")] = [],  # noqa: B006
+    token: Annotated[list[str], typer.Option(help="accept only these bearer tokens (repeatable)")] = [],  # noqa: B006
+    rate_limit: Annotated[int, typer.Option(help="requests per bucket (Hetzner: 3600)")] = 3600,
+    rate_refill: Annotated[float, typer.Option(help="tokens added per second (Hetzner: 1)")] = 1.0,
+    accel: Annotated[str, typer.Option(help="auto (KVM only if it demonstrably boots), kvm or tcg")] = "auto",
+    vm_memory: Annotated[int, typer.Option(help="MiB of memory per VM")] = 2048,
+    vm_cpus: Annotated[int, typer.Option(help="vCPUs per VM")] = 2,
+) -> None:
+    """Serve the Hetzner Cloud API under /v1; print the endpoint URL as the first line."""
+    if backend not in ("stub", "qemu"):
+        raise typer.BadParameter("--backend must be stub or qemu")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    if backend == "qemu" and state_dir is None:
+        raise typer.BadParameter("--backend qemu needs --state-dir")
+    settings = Settings(
+        host=host,
+        port=port,
+        backend=backend,  # type: ignore[arg-type]
+        state_dir=state_dir,
+        cache_dir=cache_dir,
+        action_times=_action_times(action_time),
+        tokens=frozenset(token),
+        rate_limit=rate_limit,
+        rate_refill=rate_refill,
+        accel=accel,
+        vm_memory_mb=vm_memory,
+        vm_cpus=vm_cpus,
+    )
+    asgi, _state = build(settings)
+    server = uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="on"))
+
+    # Print the endpoint once bound; uvicorn handles SIGINT/SIGTERM and runs our shutdown
+    # (which stops every VM) before exiting.
+    original_startup = server.startup
+
+    async def startup(sockets: object = None) -> None:
+        await original_startup(sockets=sockets)  # type: ignore[arg-type]
+        if server.started:
+            print(f"http://{host}:{bound_port(server)}/v1", flush=True)
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+@app.command("base-image")
+def base_image(
+    cache_dir: Annotated[Path | None, typer.Option()] = None,
+    mirror: Annotated[str | None, typer.Option(help="Debian mirror URL for mmdebstrap")] = None,
+    force: bool = False,
+) -> None:
+    """Build the Debian 12 base image (system image ``debian-12``) with mmdebstrap."""
+    from .baseimage import build_debian12
+
+    target = build_debian12(ImageStore(cache_dir or default_cache_dir()), mirror=mirror, force=force)
+    print(target)
+
+
+@app.command("register-image")
+def register_image(
+    name: Annotated[str, typer.Argument(help="system image name, e.g. ubuntu-24.04")],
+    disk: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    architecture: str = "x86",
+    os_flavor: str = "unknown",
+    os_version: str = "",
+    kernel: Annotated[Path | None, typer.Option(help="boot this kernel directly (bare ext4 root disks)")] = None,
+    initrd: Annotated[Path | None, typer.Option()] = None,
+    cache_dir: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Register a disk image (raw or qcow2) as a system image, e.g. the official Ubuntu cloud image."""
+    store = ImageStore(cache_dir or default_cache_dir())
+    print(store.register(name, disk, architecture=architecture, os_flavor=os_flavor, os_version=os_version, kernel=kernel, initrd=initrd))
+
+
+@app.command("images")
+def images(cache_dir: Annotated[Path | None, typer.Option()] = None) -> None:
+    """List the registered system images."""
+    for img in ImageStore(cache_dir or default_cache_dir()).list():
+        boot = "direct kernel" if img.kernel_path else "bootloader"
+        print(f"{img.name}\t{img.architecture}\t{img.disk_path}\t{boot}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""The HTTP layer ("responses"): routes, query parsing, pagination, auth, limits, faults."""

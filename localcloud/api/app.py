@@ -1,0 +1,299 @@
+"""The ASGI application: ``/v1`` behind a gate (auth, rate limit, faults, request log) plus the
+admin API under ``/__localcloud/``."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..backend import ACTION_FAULT, ActionFault, Backend
+from ..errors import APIError
+from ..faults import FaultRegistry, FaultSpec
+from ..ratelimit import TokenBucket
+from .routes import ROUTES
+
+
+@dataclass
+class RequestRecord:
+    time: float
+    method: str
+    path: str
+    query: str
+    status: int
+    duration_ms: float
+    fault: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class Exchange:
+    """A whole request/response pair, kept only when recording is on (conformance tests)."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    content_type: str | None
+    body: bytes
+
+
+@dataclass
+class GateConfig:
+    tokens: frozenset[str] = frozenset()  # empty: any non-empty bearer token is accepted
+    record_exchanges: bool = False
+
+
+@dataclass
+class AppState:
+    backend: Backend
+    bucket: TokenBucket
+    faults: FaultRegistry = field(default_factory=FaultRegistry)
+    requests: list[RequestRecord] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
+    config: GateConfig = field(default_factory=GateConfig)
+
+
+def _error_response(err: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=headers)
+
+
+def _abort_connection(send: Send) -> bool:
+    """Drop the TCP connection under this request without an answer.
+
+    ASGI has no verb for this; uvicorn's ``send`` is a bound method of the request cycle that
+    owns the transport, which is what we reach for. False if the server is not uvicorn.
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:
+        return False
+    transport.abort()
+    return True
+
+
+class Gate:
+    """Wraps the ``/v1`` app with what happens before a request reaches a handler."""
+
+    def __init__(self, app: ASGIApp, state: AppState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
+        st = self.state
+        start = time.monotonic()
+        method, path = scope["method"], scope["path"]
+        query = scope.get("query_string", b"").decode()
+        record = RequestRecord(time.time(), method, path, query, 0, 0.0)
+        st.requests.append(record)
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        correlation = uuid.uuid4().hex[:16]
+        captured: dict[str, Any] = {"status": 0, "headers": [], "body": bytearray()}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                extra = {**st.bucket.headers(), "X-Correlation-Id": correlation}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k.encode(), v.encode()) for k, v in extra.items()
+                ]
+                captured["headers"] = message["headers"]
+            elif message["type"] == "http.response.body" and st.config.record_exchanges:
+                captured["body"] += message.get("body", b"")
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, send, send_wrapper, headers, record, method, path)
+        finally:
+            record.status = captured["status"]
+            record.duration_ms = round((time.monotonic() - start) * 1000, 2)
+            if st.config.record_exchanges and captured["status"]:
+                ctype = next((v.decode() for k, v in captured["headers"] if k.decode().lower() == "content-type"), None)
+                st.exchanges.append(Exchange(method, path, query, captured["status"], ctype, bytes(captured["body"])))
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        send_wrapper: Send,
+        headers: dict[str, str],
+        record: RequestRecord,
+        method: str,
+        path: str,
+    ) -> None:
+        st = self.state
+        auth = headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not token or (st.config.tokens and token not in st.config.tokens):
+            err = APIError("unauthorized", "unable to authenticate")
+            await _error_response(err)(scope, receive, send_wrapper)
+            return
+        if not st.bucket.take():
+            err = APIError("rate_limit_exceeded", "limit of 3600 requests per hour reached")
+            await _error_response(err)(scope, receive, send_wrapper)
+            return
+        rule = st.faults.match(method, path)
+        if rule is not None:
+            record.fault = rule.id
+            kind = rule.spec.kind
+            if kind == "drop" and _abort_connection(send):
+                return
+            if kind == "error" or kind == "drop":
+                message = rule.spec.message or f"injected fault {rule.id}"
+                if rule.spec.bare:
+                    await Response(message, status_code=rule.status, media_type="text/plain")(scope, receive, send_wrapper)
+                else:
+                    await _error_response(APIError(rule.spec.code, message, status=rule.status))(scope, receive, send_wrapper)
+                return
+            if kind == "drop_after":
+
+                async def swallow(message: Message) -> None:
+                    return None
+
+                await self.app(scope, receive, swallow)
+                if _abort_connection(send):
+                    return
+                await _error_response(APIError("server_error", "connection dropped"))(scope, receive, send_wrapper)
+                return
+            if kind == "action_error":
+                token_ctx = ACTION_FAULT.set(ActionFault(rule.spec.code if rule.spec.code != "server_error" else "action_failed", rule.spec.message or "Action failed"))
+                try:
+                    await self.app(scope, receive, send_wrapper)
+                finally:
+                    ACTION_FAULT.reset(token_ctx)
+                return
+        await self.app(scope, receive, send_wrapper)
+
+
+# ---------------------------------------------------------------------------- admin API
+def _state(request: Request) -> AppState:
+    return request.app.state.localcloud  # type: ignore[no-any-return]
+
+
+async def admin_list_faults(request: Request) -> Response:
+    return JSONResponse({"faults": [r.to_json() for r in _state(request).faults.rules]})
+
+
+async def admin_add_fault(request: Request) -> Response:
+    try:
+        spec = FaultSpec.model_validate_json(await request.body())
+    except (ValidationError, ValueError) as e:
+        return JSONResponse({"error": {"code": "invalid_input", "message": str(e), "details": None}}, status_code=422)
+    rule = _state(request).faults.add(spec)
+    return JSONResponse({"fault": rule.to_json()}, status_code=201)
+
+
+async def admin_clear_faults(request: Request) -> Response:
+    _state(request).faults.clear()
+    return Response(status_code=204)
+
+
+async def admin_delete_fault(request: Request) -> Response:
+    found = _state(request).faults.remove(int(request.path_params["id"]))
+    return Response(status_code=204 if found else 404)
+
+
+async def admin_requests(request: Request) -> Response:
+    return JSONResponse({"requests": [r.to_json() for r in _state(request).requests]})
+
+
+async def admin_clear_requests(request: Request) -> Response:
+    _state(request).requests.clear()
+    return Response(status_code=204)
+
+
+async def admin_state(request: Request) -> Response:
+    st = _state(request)
+    data = st.backend.dump()
+    data["rate_limit"] = {"limit": st.bucket.limit, "remaining": st.bucket.remaining, "reset": st.bucket.reset_at()}
+    data["faults"] = [r.to_json() for r in st.faults.rules]
+    return JSONResponse(data)
+
+
+async def admin_reset(request: Request) -> Response:
+    st = _state(request)
+    await st.backend.reset()
+    st.faults.clear()
+    st.requests.clear()
+    st.exchanges.clear()
+    st.bucket.refill()
+    return Response(status_code=204)
+
+
+async def admin_ssh_log(request: Request) -> Response:
+    driver = _state(request).backend.driver
+    ssh_log = getattr(driver, "ssh_log", None)
+    if ssh_log is None:
+        return JSONResponse({"error": {"code": "not_found", "message": "this backend records no SSH log", "details": None}}, 404)
+    return JSONResponse({"commands": [r.to_json() for r in ssh_log(int(request.path_params["id"]))]})
+
+
+ADMIN_ROUTES = [
+    Route("/faults", admin_list_faults, methods=["GET"]),
+    Route("/faults", admin_add_fault, methods=["POST"]),
+    Route("/faults", admin_clear_faults, methods=["DELETE"]),
+    Route("/faults/{id:int}", admin_delete_fault, methods=["DELETE"]),
+    Route("/requests", admin_requests, methods=["GET"]),
+    Route("/requests", admin_clear_requests, methods=["DELETE"]),
+    Route("/state", admin_state, methods=["GET"]),
+    Route("/reset", admin_reset, methods=["POST"]),
+    Route("/servers/{id:int}/ssh-log", admin_ssh_log, methods=["GET"]),
+]
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return _error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return _error_response(APIError("method_not_allowed", f"method {request.method} not allowed on {request.url.path}"))
+    return _error_response(APIError("not_found", f"{request.url.path} not found", status=exc.status_code))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    return _error_response(APIError("server_error", f"internal error: {type(exc).__name__}"))
+
+
+def _lifespan(backend: Backend) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await backend.close()
+
+    return lifespan
+
+
+def create_app(
+    backend: Backend,
+    *,
+    bucket: TokenBucket | None = None,
+    config: GateConfig | None = None,
+) -> tuple[ASGIApp, AppState]:
+    state = AppState(backend=backend, bucket=bucket or TokenBucket(), config=config or GateConfig())
+    inner = Starlette(
+        routes=[Mount("/v1", routes=ROUTES), Mount("/__localcloud", routes=ADMIN_ROUTES)],
+        exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        lifespan=_lifespan(backend),
+    )
+    inner.state.backend = backend
+    inner.state.localcloud = state
+    return Gate(inner, state), state

@@ -1,0 +1,91 @@
+"""Shared fixtures: localcloud in-process, the real hcloud SDK against it, keys."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import paramiko
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hcloud import Client
+
+from localcloud.server import LocalCloud, Settings
+
+from . import openapi_check
+
+# Short modelled action times: lifecycle tests wait on real actions, just not for long.
+FAST = {
+    "create_server": 0.2,
+    "start_server": 0.2,
+    "stop_server": 0.2,
+    "shutdown_server": 0.1,
+    "reboot_server": 0.2,
+    "reset_server": 0.2,
+    "create_image": 0.3,
+    "delete_server": 0.2,
+    "guest_shutdown": 0.3,
+}
+
+TOKEN = "localcloud-test-token"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "qemu: boots real VMs (needs qemu, the base image and root)")
+    config.addinivalue_line("markers", "cli: drives Debian's hcloud CLI")
+
+
+@pytest.fixture
+def cloud_settings() -> Settings:
+    return Settings(backend="stub", action_times=dict(FAST), record_exchanges=True)
+
+
+@pytest.fixture
+def cloud(cloud_settings: Settings) -> Iterator[LocalCloud]:
+    """localcloud (stub backend) for one test. At teardown every answer it gave is checked
+    against Hetzner's OpenAPI document."""
+    lc = LocalCloud(cloud_settings).start()
+    try:
+        yield lc
+    finally:
+        lc.stop()
+    exchanges = list(lc.state.exchanges)
+    if not openapi_check.spec_available():
+        return
+    found = [p for ex in exchanges for p in openapi_check.problems(ex)]
+    assert not found, "answers that break Hetzner's OpenAPI document:\n" + "\n".join(found[:20])
+
+
+@pytest.fixture
+def client(cloud: LocalCloud) -> Client:
+    return Client(token=TOKEN, api_endpoint=cloud.endpoint, poll_interval=0.05, timeout=10)
+
+
+@dataclass
+class KeyPair:
+    private: Ed25519PrivateKey
+    public_openssh: str
+
+    def paramiko_key(self) -> paramiko.PKey:
+        pem = self.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        ).decode()
+        return paramiko.Ed25519Key.from_private_key(io.StringIO(pem))
+
+    def private_openssh(self) -> str:
+        return self.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        ).decode()
+
+
+def new_keypair() -> KeyPair:
+    k = Ed25519PrivateKey.generate()
+    pub = k.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return KeyPair(k, pub)
+
+
+@pytest.fixture
+def keypair() -> KeyPair:
+    return new_keypair()
