@@ -442,6 +442,7 @@ class Backend:
         self._lock(s)
         action = self._new_action(command, [(s.id, "server")])
         fault = ACTION_FAULT.get()
+        previous = s.status
         if name == "poweroff" and s.status == "running":
             s.status = "stopping"
         elif name == "poweron" and s.status == "off":
@@ -451,21 +452,20 @@ class Backend:
             assert op is not None
             ok = await self._run_action(action, lambda: op(s), fault)
             s.locked = False
-            if not ok and s.status in ("stopping", "starting"):
-                s.status = "running" if s.status == "stopping" else "off"
+            if s.status in ("stopping", "starting"):
+                # The power state changes when the action ends, not when the driver returns.
+                s.status = {("stopping", True): "off", ("starting", True): "running"}.get((s.status, ok), previous)
 
         self._spawn(run())
         return action, None
 
     async def _op_poweron(self, s: Server) -> None:
-        if s.status in ("off", "starting"):
+        if s.status == "starting":
             await self.driver.start(s)
-            s.status = "running"
 
     async def _op_poweroff(self, s: Server) -> None:
-        if s.status != "off":
+        if s.status == "stopping":
             await self.driver.poweroff(s)
-            s.status = "off"
 
     async def _op_shutdown(self, s: Server) -> None:
         # Only the button press is part of the action; the guest powers off when it is ready

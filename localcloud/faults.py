@@ -42,7 +42,10 @@ class FaultSpec(BaseModel):
     @field_validator("path")
     @classmethod
     def _regex(cls, v: str) -> str:
-        re.compile(v)
+        try:
+            re.compile(v)
+        except re.error as e:  # pydantic turns ValueError into a validation error
+            raise ValueError(f"path is not a regular expression: {e}") from e
         return v
 
 

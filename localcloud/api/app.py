@@ -49,6 +49,8 @@ class Exchange:
     status: int
     content_type: str | None
     body: bytes
+    # A bare (non-JSON) answer injected by a fault rule: it imitates a proxy, not the API.
+    injected_bare: bool = False
 
 
 @dataclass
@@ -124,7 +126,9 @@ class Gate:
             record.duration_ms = round((time.monotonic() - start) * 1000, 2)
             if st.config.record_exchanges and captured["status"]:
                 ctype = next((v.decode() for k, v in captured["headers"] if k.decode().lower() == "content-type"), None)
-                st.exchanges.append(Exchange(method, path, query, captured["status"], ctype, bytes(captured["body"])))
+                rule = next((r for r in st.faults.rules if r.id == record.fault), None)
+                bare = rule is not None and rule.spec.bare and rule.spec.kind in ("error", "drop")
+                st.exchanges.append(Exchange(method, path, query, captured["status"], ctype, bytes(captured["body"]), bare))
 
     async def _handle(
         self,
