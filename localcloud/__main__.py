@@ -36,7 +36,9 @@ def serve(
     port: Annotated[int, typer.Option(help="0 picks a free port")] = 0,
     backend: Annotated[str, typer.Option(help="stub (recording stand-ins) or qemu (real VMs)")] = "stub",
     state_dir: Annotated[Path | None, typer.Option(help="keeps disks, snapshots and keys (qemu: required)")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="base images (default $LOCALCLOUD_CACHE or ~/.cache/localcloud)")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="base images (default $LOCALCLOUD_CACHE or ~/.cache/localcloud)")
+    ] = None,
     action_time: Annotated[list[str], typer.Option(help="COMMAND=SECONDS, repeatable, e.g. create_image=5")] = [],  # noqa: B006
     token: Annotated[list[str], typer.Option(help="accept only these bearer tokens (repeatable)")] = [],  # noqa: B006
     rate_limit: Annotated[int, typer.Option(help="requests per bucket (Hetzner: 3600)")] = 3600,
@@ -109,7 +111,17 @@ def register_image(
 ) -> None:
     """Register a disk image (raw or qcow2) as a system image, e.g. the official Ubuntu cloud image."""
     store = ImageStore(cache_dir or default_cache_dir())
-    print(store.register(name, disk, architecture=architecture, os_flavor=os_flavor, os_version=os_version, kernel=kernel, initrd=initrd))
+    print(
+        store.register(
+            name,
+            disk,
+            architecture=architecture,
+            os_flavor=os_flavor,
+            os_version=os_version,
+            kernel=kernel,
+            initrd=initrd,
+        )
+    )
 
 
 @app.command("images")

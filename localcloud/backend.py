@@ -55,7 +55,9 @@ class ActionFault:
 # ends in error and its operation is not carried out.
 ACTION_FAULT: contextvars.ContextVar[ActionFault | None] = contextvars.ContextVar("action_fault", default=None)
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 _PUBKEY = re.compile(r"^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+)\s+([A-Za-z0-9+/=]+)(\s.*)?$", re.S)
 
 
@@ -116,7 +118,9 @@ class Backend:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_action(self, action: Action, op: Callable[[], Awaitable[Any]] | None, fault: ActionFault | None) -> bool:
+    async def _run_action(
+        self, action: Action, op: Callable[[], Awaitable[Any]] | None, fault: ActionFault | None
+    ) -> bool:
         """Run ``op`` and the modelled duration side by side; settle the action. True on success."""
         timer = asyncio.sleep(action.duration)
         if fault is not None:
@@ -172,12 +176,14 @@ class Backend:
             return
         data = {
             "ids": self._ids,
-            "ssh_keys": [
-                {**k.__dict__, "created": rfc3339(k.created)} for k in self.ssh_keys.values()
-            ],
+            "ssh_keys": [{**k.__dict__, "created": rfc3339(k.created)} for k in self.ssh_keys.values()],
             "images": [
                 {
-                    **{k: v for k, v in i.__dict__.items() if not k.endswith("_path") and k not in {"created", "deprecated"}},
+                    **{
+                        k: v
+                        for k, v in i.__dict__.items()
+                        if not k.endswith("_path") and k not in {"created", "deprecated"}
+                    },
                     "created": rfc3339(i.created),
                     "disk_path": str(i.disk_path) if i.disk_path else None,
                     "kernel_path": str(i.kernel_path) if i.kernel_path else None,
@@ -242,7 +248,9 @@ class Backend:
         fingerprint = ssh_fingerprint(public_key)
         for k in self.ssh_keys.values():
             if k.name == name:
-                raise APIError("uniqueness_error", "SSH key with the same name already exists", {"fields": [{"name": "name"}]})
+                raise APIError(
+                    "uniqueness_error", "SSH key with the same name already exists", {"fields": [{"name": "name"}]}
+                )
             if k.fingerprint == fingerprint:
                 raise APIError(
                     "uniqueness_error",
@@ -260,7 +268,9 @@ class Backend:
             if not isinstance(name, str) or not name:
                 raise invalid_input("name", "must be a non-empty string")
             if any(k.name == name and k.id != key_id for k in self.ssh_keys.values()):
-                raise APIError("uniqueness_error", "SSH key with the same name already exists", {"fields": [{"name": "name"}]})
+                raise APIError(
+                    "uniqueness_error", "SSH key with the same name already exists", {"fields": [{"name": "name"}]}
+                )
         new_labels = validate_labels(labels) if labels is not None else None
         if name is not None:
             key.name = name
@@ -329,7 +339,9 @@ class Backend:
         if body.get("location") is not None:
             loc = self._resolve("location", body["location"], LOCATIONS_BY_NAME, LOCATIONS_BY_NAME.values())
         elif body.get("datacenter") is not None:
-            loc = self._resolve("datacenter", body["datacenter"], DATACENTERS_BY_NAME, DATACENTERS_BY_NAME.values()).location
+            loc = self._resolve(
+                "datacenter", body["datacenter"], DATACENTERS_BY_NAME, DATACENTERS_BY_NAME.values()
+            ).location
         else:
             loc = LOCATIONS_BY_NAME[st.location_names[0]]
         if loc.name not in st.location_names:
@@ -362,14 +374,18 @@ class Backend:
             locked=True,
         )
         self.servers[server.id] = server
-        root_password = None if keys else base64.b32encode(hashlib.sha256(str(server_id).encode()).digest())[:20].decode()
+        root_password = (
+            None if keys else base64.b32encode(hashlib.sha256(str(server_id).encode()).digest())[:20].decode()
+        )
         res = [(server.id, "server")]
         create = self._new_action("create_server", res)
         nxt = [self._new_action("start_server", res)] if start else []
         self._spawn(self._do_create(server, image, create, nxt, ACTION_FAULT.get()))
         return server, create, nxt, root_password
 
-    async def _do_create(self, server: Server, image: Image, create: Action, nxt: list[Action], fault: ActionFault | None) -> None:
+    async def _do_create(
+        self, server: Server, image: Image, create: Action, nxt: list[Action], fault: ActionFault | None
+    ) -> None:
         ok = await self._run_action(create, lambda: self.driver.create(server, image), fault)
         if not ok:
             server.status, server.locked = "off", False
@@ -512,7 +528,11 @@ class Backend:
         async def snapshot() -> None:
             result = await self.driver.snapshot(s, image.id)
             image.image_size = result.image_size_gb
-            image.disk_path, image.kernel_path, image.initrd_path = result.disk_path, result.kernel_path, result.initrd_path
+            image.disk_path, image.kernel_path, image.initrd_path = (
+                result.disk_path,
+                result.kernel_path,
+                result.initrd_path,
+            )
 
         async def run() -> None:
             ok = await self._run_action(action, snapshot, fault)

@@ -17,10 +17,23 @@ from pathlib import Path
 
 from .imagestore import ImageStore
 
-PACKAGES = (
-    "linux-image-cloud-amd64 systemd-sysv dbus openssh-server cloud-init cloud-guest-utils "
-    "ifupdown isc-dhcp-client sudo ca-certificates curl iproute2 udev kmod locales"
-).split()
+PACKAGES = [
+    "linux-image-cloud-amd64",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "cloud-init",
+    "cloud-guest-utils",
+    "ifupdown",
+    "isc-dhcp-client",
+    "sudo",
+    "ca-certificates",
+    "curl",
+    "iproute2",
+    "udev",
+    "kmod",
+    "locales",
+]
 
 CLOUD_CFG = """\
 # localcloud: behave like Hetzner's images, where the API's SSH keys log in as root.

@@ -20,7 +20,7 @@ class ImageStore:
         self.root = cache_dir / "images"
 
     def list(self) -> list[SystemImage]:
-        out = []
+        out: list[SystemImage] = []
         if not self.root.exists():
             return out
         for meta_file in sorted(self.root.glob("*/image.json")):
@@ -59,7 +59,11 @@ class ImageStore:
         initrd: Path | None = None,
     ) -> Path:
         """Copy a user-provided disk (raw or qcow2) in as system image ``name``."""
-        fmt = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(disk)], check=True, capture_output=True, text=True).stdout)["format"]
+        fmt = json.loads(
+            subprocess.run(
+                ["qemu-img", "info", "--output=json", str(disk)], check=True, capture_output=True, text=True
+            ).stdout
+        )["format"]
         target = self.root / f"{name}-{architecture}"
         target.mkdir(parents=True, exist_ok=True)
         dest = target / ("disk.qcow2" if fmt == "qcow2" else "disk.img")

@@ -20,9 +20,8 @@ _PREFIX = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{
 def label_key_problem(key: str) -> str | None:
     """Why ``key`` is not a valid label key, or None."""
     prefix, sep, name = key.rpartition("/")
-    if sep:
-        if not prefix or len(prefix) > 253 or not _PREFIX.match(prefix):
-            return f"label key '{key}' has an invalid prefix"
+    if sep and (not prefix or len(prefix) > 253 or not _PREFIX.match(prefix)):
+        return f"label key '{key}' has an invalid prefix"
     if not name:
         return f"label key '{key}' has an empty name"
     if len(name) > 63:
@@ -82,7 +81,9 @@ _EXISTS_EXPR = re.compile(r"^\s*(!?)\s*([^=!\s(),]+)\s*$")
 
 
 def _split_top_level(selector: str) -> list[str]:
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in selector:
         if ch == "(":
             depth += 1

@@ -44,7 +44,7 @@ class TokenBucket:
         missing = self.limit - self._tokens
         if self.refill_per_second <= 0:
             return int(self._stamp)
-        return int(math.ceil(self._stamp + missing / self.refill_per_second))
+        return math.ceil(self._stamp + missing / self.refill_per_second)
 
     def headers(self) -> dict[str, str]:
         return {

@@ -51,10 +51,14 @@ def cloud(cloud_settings: Settings) -> Iterator[LocalCloud]:
         yield lc
     finally:
         lc.stop()
-    exchanges = list(lc.state.exchanges)
+    assert_conforms(lc)
+
+
+def assert_conforms(lc: LocalCloud) -> None:
+    """Every answer ``lc`` recorded conforms to Hetzner's OpenAPI document."""
     if not openapi_check.spec_available():
         return
-    found = [p for ex in exchanges for p in openapi_check.problems(ex)]
+    found = [p for ex in lc.state.exchanges for p in openapi_check.problems(ex)]
     assert not found, "answers that break Hetzner's OpenAPI document:\n" + "\n".join(found[:20])
 
 

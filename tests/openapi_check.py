@@ -62,9 +62,11 @@ class _Request:
 
     def __post_init__(self) -> None:
         self.method = self.method.lower()
-        self.parameters = RequestParameters(query=ImmutableMultiDict(
-            [(k, v) for k, vs in parse_qs(self.query, keep_blank_values=True).items() for v in vs]
-        ))
+        self.parameters = RequestParameters(
+            query=ImmutableMultiDict(
+                [(k, v) for k, vs in parse_qs(self.query, keep_blank_values=True).items() for v in vs]
+            )
+        )
 
 
 @dataclass
@@ -106,6 +108,10 @@ def problems(ex: Exchange) -> list[str]:
         if ex.status < 400:
             out.append(f"{where}: answered a route the spec does not have: {e}")
     except Exception as e:  # openapi-core raises a family of validation errors
-        detail = "; ".join(str(x) for x in getattr(e, "schema_errors", []) or [])[:1500] or getattr(e, "__cause__", None) or e
+        detail = (
+            "; ".join(str(x) for x in getattr(e, "schema_errors", []) or [])[:1500]
+            or getattr(e, "__cause__", None)
+            or e
+        )
         out.append(f"{where}: {type(e).__name__}: {detail}")
     return out

@@ -28,7 +28,7 @@ def raw(cloud: LocalCloud, token: str | None = TOKEN) -> httpx.Client:
     return httpx.Client(base_url=cloud.endpoint + "/", headers=headers, timeout=10)
 
 
-def make_server(client: Client, name: str, key: KeyPair | None = None, wait: bool = True, **kw: object):  # type: ignore[no-untyped-def]
+def make_server(client: Client, name: str, key: KeyPair | None = None, wait: bool = True, **kw: object):
     keys = [client.ssh_keys.create(name=f"key-{name}", public_key=(key or new_keypair()).public_openssh)]
     r = client.servers.create(
         name=name, server_type=ServerType(name="cpx22"), image=Image(name="debian-12"), ssh_keys=keys, **kw
@@ -113,15 +113,22 @@ def test_server_without_keys_gets_root_password_and_two_servers_get_distinct_ips
     assert r.root_password
     r2 = make_server(client, "other")
     r.action.wait_until_finished()
-    assert client.servers.get_by_id(r.server.id).public_net.ipv4.ip != client.servers.get_by_id(r2.server.id).public_net.ipv4.ip
+    assert (
+        client.servers.get_by_id(r.server.id).public_net.ipv4.ip
+        != client.servers.get_by_id(r2.server.id).public_net.ipv4.ip
+    )
 
 
 def test_server_create_validation(client: Client) -> None:
     def create(**kw: object) -> APIException:
-        args: dict[str, object] = {"name": "x", "server_type": ServerType(name="cpx22"), "image": Image(name="debian-12")}
+        args: dict[str, object] = {
+            "name": "x",
+            "server_type": ServerType(name="cpx22"),
+            "image": Image(name="debian-12"),
+        }
         args.update(kw)
         with pytest.raises(APIException) as e:
-            client.servers.create(**args)  # type: ignore[arg-type]
+            client.servers.create(**args)
         return e.value
 
     assert create(server_type=ServerType(name="cx99")).details["fields"][0]["name"] == "server_type"
@@ -142,6 +149,7 @@ def test_server_create_validation(client: Client) -> None:
 def test_server_list_filters_sort_and_update(cloud: LocalCloud, client: Client) -> None:
     for n in ("b-node", "a-node", "c-node"):
         make_server(client, n, labels={"pool": "x" if n != "c-node" else "y"})
+
     def names(sort: str) -> list[str]:
         return [s["name"] for s in raw(cloud).get("servers", params={"sort": sort}).json()["servers"]]
 
@@ -222,7 +230,9 @@ def test_create_image_lifecycle_and_image_filters(cloud: LocalCloud, client: Cli
     # silently ignored filter.
     resp = raw(cloud).get("images", params={"status": "50"})
     assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid_input"
-    assert raw(cloud).get("images", params={"status": "available", "type": "snapshot"}).json()["images"][0]["id"] == img.id
+    assert (
+        raw(cloud).get("images", params={"status": "available", "type": "snapshot"}).json()["images"][0]["id"] == img.id
+    )
 
     updated = client.images.update(img, description="renamed", labels={"caph-image-name": "y"})
     assert (updated.description, updated.labels) == ("renamed", {"caph-image-name": "y"})
@@ -257,7 +267,7 @@ def test_actions_get_and_list_by_id(cloud: LocalCloud, client: Client) -> None:
     assert raw(cloud).get("actions").status_code == 422  # id is required
 
 
-def test_running_action_reports_progress(cloud_settings, client: Client) -> None:  # type: ignore[no-untyped-def]
+def test_running_action_reports_progress(cloud_settings, client: Client) -> None:
     s = make_server(client, "slow").server
     r = client.servers.create_image(s)
     first = client.actions.get_by_id(r.action.id)
@@ -317,12 +327,12 @@ def test_auth_required(cloud: LocalCloud) -> None:
 
 
 @pytest.fixture
-def allow_list_settings(cloud_settings):  # type: ignore[no-untyped-def]
+def allow_list_settings(cloud_settings):
     cloud_settings.tokens = frozenset({"good-token"})
     return cloud_settings
 
 
-def test_token_allow_list(allow_list_settings, cloud: LocalCloud) -> None:  # type: ignore[no-untyped-def]
+def test_token_allow_list(allow_list_settings, cloud: LocalCloud) -> None:
     good = Client(token="good-token", api_endpoint=cloud.endpoint, timeout=10)
     assert good.server_types.get_all()
     with pytest.raises(APIException) as e:
@@ -331,13 +341,13 @@ def test_token_allow_list(allow_list_settings, cloud: LocalCloud) -> None:  # ty
 
 
 @pytest.fixture
-def tiny_budget(cloud_settings):  # type: ignore[no-untyped-def]
+def tiny_budget(cloud_settings):
     cloud_settings.rate_limit = 5
     cloud_settings.rate_refill = 0.5
     return cloud_settings
 
 
-def test_rate_limit_headers_and_429(tiny_budget, cloud: LocalCloud) -> None:  # type: ignore[no-untyped-def]
+def test_rate_limit_headers_and_429(tiny_budget, cloud: LocalCloud) -> None:
     http = raw(cloud)
     remaining = []
     for _ in range(5):

@@ -6,6 +6,7 @@ import httpx
 import pytest
 import requests
 from hcloud import APIException, Client
+from hcloud.actions import ActionFailedException
 from hcloud.images import Image
 from hcloud.server_types import ServerType
 
@@ -97,18 +98,20 @@ def test_action_error_on_create_image_removes_the_image(cloud: LocalCloud, clien
     server = make_server(client, "snapper").server
     cloud.admin().add_fault(method="POST", path=r"/actions/create_image$", kind="action_error")
     r = client.servers.create_image(server, description="doomed")
-    with pytest.raises(Exception) as e:
+    with pytest.raises(ActionFailedException) as e:
         r.action.wait_until_finished()
-    assert "action_failed" in str(e.value) or "Action failed" in str(e.value)
+    assert e.value.action.error["code"] == "action_failed"
     assert client.actions.get_by_id(r.action.id).status == "error"
     assert client.images.get_all(type=["snapshot"]) == []
     assert client.servers.get_by_id(server.id).locked is False
 
 
-def test_action_error_on_create_leaves_a_server_to_clean_up(cloud: LocalCloud, client: Client, keypair: KeyPair) -> None:
+def test_action_error_on_create_leaves_a_server_to_clean_up(
+    cloud: LocalCloud, client: Client, keypair: KeyPair
+) -> None:
     cloud.admin().add_fault(method="POST", path=r"^/v1/servers$", kind="action_error", message="host failure")
     r = client.servers.create(name="half", server_type=ServerType(name="cpx22"), image=Image(name="debian-12"))
-    with pytest.raises(Exception, match="host failure"):
+    with pytest.raises(ActionFailedException, match="host failure"):
         r.action.wait_until_finished()
     s = client.servers.get_by_id(r.server.id)
     assert s.status == "off" and not s.locked  # it exists and costs money until deleted
@@ -120,7 +123,7 @@ def test_action_error_on_poweroff_keeps_server_running(cloud: LocalCloud, client
     server = make_server(client, "stubborn").server
     cloud.admin().add_fault(method="POST", path=r"/actions/poweroff$", kind="action_error")
     a = client.servers.power_off(server)
-    with pytest.raises(Exception):
+    with pytest.raises(ActionFailedException):
         a.wait_until_finished()
     assert client.servers.get_by_id(server.id).status == "running"
 

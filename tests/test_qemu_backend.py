@@ -21,7 +21,7 @@ from localcloud.imagestore import ImageStore
 from localcloud.paths import default_cache_dir
 from localcloud.server import LocalCloud, Settings
 
-from .conftest import TOKEN, KeyPair, new_keypair
+from .conftest import TOKEN, KeyPair, assert_conforms, new_keypair
 
 pytestmark = pytest.mark.qemu
 
@@ -44,9 +44,12 @@ def qemu_cloud(tmp_path: Path) -> Iterator[LocalCloud]:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the qemu tests: {reason}")
         pytest.skip(reason)
-    settings = Settings(backend="qemu", state_dir=tmp_path / "state", action_times={"create_image": 0.5})
+    settings = Settings(
+        backend="qemu", state_dir=tmp_path / "state", action_times={"create_image": 0.5}, record_exchanges=True
+    )
     with LocalCloud(settings) as lc:
         yield lc
+    assert_conforms(lc)
 
 
 def _qemu_pids() -> set[int]:
@@ -72,7 +75,15 @@ def _ssh(server: BoundServer, key: KeyPair, host: KeyPair | None, deadline: floa
         else:
             c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         try:
-            c.connect(ip, username="root", pkey=key.paramiko_key(), look_for_keys=False, allow_agent=False, timeout=10, banner_timeout=30)
+            c.connect(
+                ip,
+                username="root",
+                pkey=key.paramiko_key(),
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=10,
+                banner_timeout=30,
+            )
             return c
         except paramiko.BadHostKeyException:
             raise

@@ -4,9 +4,10 @@ admin API under ``/__localcloud/``."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,8 @@ from ..errors import APIError
 from ..faults import FaultRegistry, FaultSpec
 from ..ratelimit import TokenBucket
 from .routes import ROUTES
+
+log = logging.getLogger("localcloud")
 
 
 @dataclass
@@ -128,7 +131,9 @@ class Gate:
                 ctype = next((v.decode() for k, v in captured["headers"] if k.decode().lower() == "content-type"), None)
                 rule = next((r for r in st.faults.rules if r.id == record.fault), None)
                 bare = rule is not None and rule.spec.bare and rule.spec.kind in ("error", "drop")
-                st.exchanges.append(Exchange(method, path, query, captured["status"], ctype, bytes(captured["body"]), bare))
+                st.exchanges.append(
+                    Exchange(method, path, query, captured["status"], ctype, bytes(captured["body"]), bare)
+                )
 
     async def _handle(
         self,
@@ -161,9 +166,13 @@ class Gate:
             if kind == "error" or kind == "drop":
                 message = rule.spec.message or f"injected fault {rule.id}"
                 if rule.spec.bare:
-                    await Response(message, status_code=rule.status, media_type="text/plain")(scope, receive, send_wrapper)
+                    await Response(message, status_code=rule.status, media_type="text/plain")(
+                        scope, receive, send_wrapper
+                    )
                 else:
-                    await _error_response(APIError(rule.spec.code, message, status=rule.status))(scope, receive, send_wrapper)
+                    await _error_response(APIError(rule.spec.code, message, status=rule.status))(
+                        scope, receive, send_wrapper
+                    )
                 return
             if kind == "drop_after":
 
@@ -176,7 +185,12 @@ class Gate:
                 await _error_response(APIError("server_error", "connection dropped"))(scope, receive, send_wrapper)
                 return
             if kind == "action_error":
-                token_ctx = ACTION_FAULT.set(ActionFault(rule.spec.code if rule.spec.code != "server_error" else "action_failed", rule.spec.message or "Action failed"))
+                token_ctx = ACTION_FAULT.set(
+                    ActionFault(
+                        rule.spec.code if rule.spec.code != "server_error" else "action_failed",
+                        rule.spec.message or "Action failed",
+                    )
+                )
                 try:
                     await self.app(scope, receive, send_wrapper)
                 finally:
@@ -244,7 +258,9 @@ async def admin_ssh_log(request: Request) -> Response:
     driver = _state(request).backend.driver
     ssh_log = getattr(driver, "ssh_log", None)
     if ssh_log is None:
-        return JSONResponse({"error": {"code": "not_found", "message": "this backend records no SSH log", "details": None}}, 404)
+        return JSONResponse(
+            {"error": {"code": "not_found", "message": "this backend records no SSH log", "details": None}}, 404
+        )
     return JSONResponse({"commands": [r.to_json() for r in ssh_log(int(request.path_params["id"]))]})
 
 
@@ -269,7 +285,9 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return _error_response(APIError("method_not_allowed", f"method {request.method} not allowed on {request.url.path}"))
+        return _error_response(
+            APIError("method_not_allowed", f"method {request.method} not allowed on {request.url.path}")
+        )
     return _error_response(APIError("not_found", f"{request.url.path} not found", status=exc.status_code))
 
 
@@ -282,6 +300,7 @@ def _lifespan(backend: Backend) -> Any:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await backend.close()
+        log.info("localcloud stopped; no machine is left running")
 
     return lifespan
 

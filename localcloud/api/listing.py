@@ -79,7 +79,11 @@ def paginate(request: Request, items: list[Any]) -> tuple[list[Any], dict[str, A
     links = []
     base = str(request.url.remove_query_params(["page"]))
     sep = "&" if "?" in base else "?"
-    for rel, target in (("prev", meta["pagination"]["previous_page"]), ("next", meta["pagination"]["next_page"]), ("last", last)):
+    for rel, target in (
+        ("prev", meta["pagination"]["previous_page"]),
+        ("next", meta["pagination"]["next_page"]),
+        ("last", last),
+    ):
         if target is not None:
             links.append(f'<{base}{sep}{urlencode({"page": target})}>; rel="{rel}"')
     return chunk, {"meta": meta}, ({"Link": ", ".join(links)} if links else {})

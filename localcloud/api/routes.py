@@ -16,7 +16,17 @@ from ..errors import APIError, invalid_input
 from ..views import action_json, image_json, server_json, ssh_key_json
 from .listing import by_labels, enum_params, int_param, paginate, sort_items
 
-SERVER_STATUSES = ("running", "initializing", "starting", "stopping", "off", "deleting", "migrating", "rebuilding", "unknown")
+SERVER_STATUSES = (
+    "running",
+    "initializing",
+    "starting",
+    "stopping",
+    "off",
+    "deleting",
+    "migrating",
+    "rebuilding",
+    "unknown",
+)
 
 
 def backend_of(request: Request) -> Backend:

@@ -45,9 +45,7 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 async def _run(*args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"{args[0]} failed ({proc.returncode}): {err.decode(errors='replace').strip()}")
@@ -172,7 +170,15 @@ class QemuDriver:
             str(seed_dir / "user-data"), str(seed_dir / "meta-data"), str(seed_dir / "network-config"),
         )  # fmt: skip
         self.vms[server.id] = _VM(
-            server.id, d, disk, seed, d / "qmp.sock", d / "console.log", server.ipv4, image.kernel_path, image.initrd_path
+            server.id,
+            d,
+            disk,
+            seed,
+            d / "qmp.sock",
+            d / "console.log",
+            server.ipv4,
+            image.kernel_path,
+            image.initrd_path,
         )
 
     def _command(self, vm: _VM) -> list[str]:

@@ -10,6 +10,7 @@ Used for lifecycle, fault and matrix tests where the node recipe is not under te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import socket
@@ -19,6 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paramiko
+from paramiko.common import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_SUCCEEDED,
+)
 
 from ..cloudinit import host_private_key
 from ..models import Image, Server
@@ -93,11 +100,11 @@ class _Interface(paramiko.ServerInterface):
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         if username == "root" and key.asbytes() in self.machine.authorized:
             self.user = username
-            return paramiko.AUTH_SUCCESSFUL
-        return paramiko.AUTH_FAILED
+            return AUTH_SUCCESSFUL
+        return AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
-        return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        return OPEN_SUCCEEDED if kind == "session" else OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_pty_request(self, *args: Any) -> bool:
         return True
@@ -167,7 +174,9 @@ class StubDriver:
 
     async def create(self, server: Server, image: Image) -> None:
         pem = host_private_key(server.user_data)
-        host_key = _load_private_key(pem) if pem else paramiko.Ed25519Key.from_private_key(io.StringIO(_fresh_ed25519()))
+        host_key = (
+            _load_private_key(pem) if pem else paramiko.Ed25519Key.from_private_key(io.StringIO(_fresh_ed25519()))
+        )
         self.machines[server.id] = _StubMachine(
             server.id, server.ipv4, self.ssh_port, host_key, [_public_blob(k) for k in server.ssh_keys]
         )
@@ -182,7 +191,9 @@ class StubDriver:
         sock.bind((m.ip, m.port))
         sock.listen(16)
         m.listener = sock
-        m.thread = threading.Thread(target=self._accept_loop, args=(m, sock), daemon=True, name=f"stub-ssh-{m.server_id}")
+        m.thread = threading.Thread(
+            target=self._accept_loop, args=(m, sock), daemon=True, name=f"stub-ssh-{m.server_id}"
+        )
         m.thread.start()
 
     def _accept_loop(self, m: _StubMachine, sock: socket.socket) -> None:
@@ -202,9 +213,9 @@ class StubDriver:
     def _on_command(self, m: _StubMachine, command: str) -> None:
         # A guest told to power off does so, as a real one would, a moment after answering.
         words = command.replace(";", " ").split()
-        if any(w in ("poweroff", "halt") for w in words) or ("shutdown" in words and "-r" not in words):
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._schedule_power_off, m.server_id)
+        powers_off = any(w in ("poweroff", "halt") for w in words) or ("shutdown" in words and "-r" not in words)
+        if powers_off and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._schedule_power_off, m.server_id)
 
     def _schedule_power_off(self, server_id: int) -> None:
         m = self.machines.get(server_id)
@@ -226,10 +237,8 @@ class StubDriver:
             m.power_off_timer.cancel()
             m.power_off_timer = None
         if m.listener is not None:
-            try:
+            with contextlib.suppress(OSError):
                 m.listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             m.listener.close()
             m.listener = None
         for t in m.transports:
