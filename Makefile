@@ -1,0 +1,62 @@
+# capi-image: every target installs what it needs first, so on a fresh machine
+#   make image PROJECT=local   builds a node image against localcloud
+#   make test                  runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROJECT ?= local
+PYTEST_ARGS ?=
+STAMP := $(VENV)/.installed
+SYSTEM_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap genisoimage e2fsprogs hcloud-cli openssh-client python3-venv ca-certificates
+SYSTEM_TOOLS := qemu-system-x86_64 qemu-img mmdebstrap genisoimage debugfs mkfs.ext4 hcloud ssh
+
+.PHONY: help setup system-deps python-deps base-image test lint format serve clean
+
+help:
+	@echo "make image PROJECT=NAME  build a node image (PROJECT=local: against localcloud, no account)"
+	@echo "make test                the test suite (installs everything first)"
+	@echo "make lint                ruff + mypy"
+	@echo "make base-image          build localcloud's debian-12 base image (cached)"
+	@echo "make serve               localcloud with real VMs on a free port"
+	@echo "make setup               system packages + virtualenv only"
+
+system-deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages (missing:$$missing)"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root, or: sudo apt-get install $(SYSTEM_PACKAGES)" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+python-deps: $(STAMP)
+
+setup: system-deps python-deps
+
+base-image: setup
+	$(PY) -m localcloud base-image
+
+# pytest exits 5 when it collected nothing; say so instead of failing obscurely.
+test: setup base-image
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
+
+lint: python-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: python-deps
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+serve: base-image
+	$(PY) -m localcloud serve --backend qemu --state-dir .state/localcloud
+
+clean:
+	rm -rf $(VENV) .state dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
