@@ -1,0 +1,632 @@
+"""One image build, from preflight to a published snapshot, leak-proof on every exit path.
+
+Order (each a phase in the log and the manifest): preflight → ssh-key → server → ssh →
+provision → shutdown → snapshot → publish, then cleanup, which always runs. Everything created
+carries ``created-by=capi-image`` and ``build-id=<id>``, so a retry, the cleanup and
+``capi-image gc`` find it by label even if the process lost track of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hcloud import APIException
+from hcloud.images import BoundImage, Image
+from hcloud.locations import Location
+from hcloud.server_types import BoundServerType, ServerType
+from hcloud.servers import BoundServer, Server
+from hcloud.ssh_keys import BoundSSHKey, SSHKey
+
+from localcloud.labels import label_key_problem, label_value_problem  # Hetzner's label rules
+from provision.recipe import RecipeContext, build_plan
+from provision.versions import Versions, VersionsError, load_versions
+
+from . import __version__
+from . import log as logmod
+from .cloud import Cloud, CloudError
+from .config import ConfigError, ProjectConfig
+from .interrupts import Interrupted, SignalGuard
+from .keys import KeyPair, host_key_user_data
+from .ssh import ProvisionError, Session
+
+log = logmod.get("capi-image.build")
+
+CREATED_BY = "capi-image"
+CAPH_LABEL = "caph-image-name"
+PHASES = ("preflight", "ssh-key", "server", "ssh", "provision", "shutdown", "snapshot", "publish", "cleanup")
+
+
+class PreflightError(ConfigError):
+    """The build would fail or do harm; found before anything was created."""
+
+
+class CleanupIncompleteError(RuntimeError):
+    """Something this build created could not be deleted; `capi-image gc` will find it."""
+
+
+def new_build_id() -> str:
+    return secrets.token_hex(4)
+
+
+@dataclass
+class Tracked:
+    ssh_key_id: int | None = None
+    server_id: int | None = None
+    server_ip: str | None = None
+    image_id: int | None = None
+    published: bool = False
+
+
+@dataclass
+class BuildResult:
+    build_id: str
+    ok: bool
+    image_id: int | None = None
+    image_name: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+class Build:
+    def __init__(
+        self,
+        config: ProjectConfig,
+        cloud: Cloud,
+        *,
+        endpoint: str,
+        build_id: str | None = None,
+        keep_on_failure: bool = False,
+        manifest_path: Path | None = None,
+        guard: SignalGuard | None = None,
+        on_phase: Callable[[str, str], None] | None = None,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.config = config
+        self.cloud = cloud
+        self.endpoint = endpoint
+        self.build_id = build_id or new_build_id()
+        self.keep_on_failure = keep_on_failure
+        self.manifest_path = manifest_path or Path("dist") / f"build-{self.build_id}.json"
+        self.guard = guard or SignalGuard()
+        self.on_phase = on_phase or (lambda _phase, _state: None)
+        self.started = now().replace(microsecond=0)
+        self.tracked = Tracked()
+        self.phases: dict[str, float] = {}
+        self.session: Session | None = None
+        self.login_key = KeyPair.generate()
+        self.host_key = KeyPair.generate()
+        self.versions: Versions | None = None
+        self.arch: str = config.architecture or "x86"
+        self.image_name = ""
+        self.base_image: BoundImage | None = None
+        self.root_used_bytes: int | None = None
+        self.image_size_gb: float | None = None
+        self.kept_server_hint: str | None = None
+        self.log = log.bind(build_id=self.build_id)
+
+    # ------------------------------------------------------------------ naming
+    @property
+    def resource_name(self) -> str:
+        return f"capi-image-{self.build_id}"
+
+    @property
+    def selector(self) -> str:
+        return f"created-by={CREATED_BY},build-id={self.build_id}"
+
+    def base_labels(self) -> dict[str, str]:
+        return {"created-by": CREATED_BY, "build-id": self.build_id}
+
+    def snapshot_labels(self) -> dict[str, str]:
+        assert self.versions is not None
+        p = self.config.profile
+        return {
+            **self.config.labels,
+            **self.base_labels(),
+            "capi-image-version": __version__,
+            "kubernetes_version": self.versions.kubernetes_semver,
+            "distribution": p.distribution,
+            "distribution_release": p.release,
+            "distribution_version": p.version,
+            "os": p.name,
+            "arch": self.arch,
+            "build_timestamp": str(int(self.started.timestamp())),
+            "build_date": self.started.strftime("%Y-%m-%d"),
+        }
+
+    # ------------------------------------------------------------------ phases
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self.log.info("phase.start", phase=name)
+        self.on_phase(name, "start")
+        t0 = time.monotonic()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            self.phases[name] = round(time.monotonic() - t0, 3)
+            self.log.info("phase.end", phase=name, ok=ok, seconds=self.phases[name])
+            self.on_phase(name, "done" if ok else "failed")
+
+    def run(self) -> BuildResult:
+        """Build, publish, clean up. Raises on failure (after cleanup); returns the result."""
+        logmod.redact()  # secrets were registered by the caller
+        failure: BaseException | None = None
+        result = BuildResult(self.build_id, ok=False)
+        self.log.info(
+            "build.start",
+            project=self.config.name,
+            os=self.config.os,
+            server_type=self.config.server_type,
+            location=self.config.location,
+            endpoint=self.endpoint,
+        )
+        try:
+            with self.phase("preflight"):
+                self.preflight()
+            with self.phase("ssh-key"):
+                self.create_ssh_key()
+            with self.phase("server"):
+                self.create_server()
+            with self.phase("ssh"):
+                self.wait_for_ssh()
+            with self.phase("provision"):
+                self.provision()
+            with self.phase("shutdown"):
+                self.shutdown()
+            with self.phase("snapshot"):
+                self.snapshot()
+            with self.phase("publish"):
+                self.publish()
+            result.ok = True
+        except BaseException as e:
+            failure = e
+            result.error = logmod.scrub(str(e))
+            self.log.error("build.failed", error=result.error, kind=type(e).__name__)
+        finally:
+            cleanup_error: BaseException | None = None
+            with self.guard.shield():
+                try:
+                    with self.phase("cleanup"):
+                        self.cleanup(failed=failure is not None)
+                except BaseException as e:  # never mask the build's own failure
+                    cleanup_error = e
+                    self.log.error("cleanup.incomplete", error=logmod.scrub(str(e)))
+                result.image_id = self.tracked.image_id if self.tracked.published else None
+                result.image_name = self.image_name if self.tracked.published else None
+                result.labels = {**self.snapshot_labels(), CAPH_LABEL: self.image_name} if result.ok else {}
+                result.manifest = self.write_manifest(result, cleanup_error)
+        if failure is not None:
+            raise failure
+        if cleanup_error is not None:
+            raise CleanupIncompleteError(str(cleanup_error)) from cleanup_error
+        self.log.info("build.done", image_id=result.image_id, caph_image_name=result.image_name)
+        return result
+
+    # ------------------------------------------------------------------ preflight
+    def preflight(self) -> None:
+        """Everything that can be checked without spending money: token, catalog, labels,
+        versions, and that the new image name will not make CAPH's lookup ambiguous."""
+        cfg = self.config
+        try:
+            self.versions = load_versions(cfg.versions_path())
+        except VersionsError as e:
+            raise PreflightError(str(e)) from e
+
+        st = self._get("server type", lambda: self.cloud.client.server_types.get_by_name(cfg.server_type))
+        if st is None:
+            raise PreflightError(f"server type '{cfg.server_type}' does not exist")
+        assert isinstance(st, BoundServerType)
+        if cfg.architecture and cfg.architecture != st.architecture:
+            raise PreflightError(
+                f"server type {cfg.server_type} is {st.architecture}, the project asks for {cfg.architecture}"
+            )
+        self.arch = "arm" if st.architecture == "arm" else "x86"
+        loc = self._get("location", lambda: self.cloud.client.locations.get_by_name(cfg.location))
+        if loc is None:
+            raise PreflightError(f"location '{cfg.location}' does not exist")
+        offered = {p["location"] for p in (st.prices or [])}
+        if offered and cfg.location not in offered:
+            raise PreflightError(
+                f"server type {cfg.server_type} is not offered in {cfg.location} (only {sorted(offered)})"
+            )
+        image = self._get(
+            "image", lambda: self.cloud.client.images.get_by_name_and_architecture(cfg.base_image, self.arch)
+        )
+        if image is None:
+            raise PreflightError(f"image '{cfg.base_image}' does not exist for architecture {self.arch}")
+        self.base_image = image
+
+        self.image_name = cfg.image_name.format(
+            kubernetes_semver=self.versions.kubernetes_semver,
+            kubernetes_series=self.versions.kubernetes_series,
+            os=cfg.profile.os_label,
+            arch=self.arch,
+            timestamp=self.started.strftime("%Y%m%d-%H%M%S"),
+            date=self.started.strftime("%Y%m%d"),
+            build_id=self.build_id,
+            project=cfg.name,
+        )
+        labels = {**self.snapshot_labels(), CAPH_LABEL: self.image_name}
+        for key, value in labels.items():
+            problem = label_key_problem(key) or label_value_problem(key, value)
+            if problem:
+                raise PreflightError(f"label {key}={value!r} is invalid: {problem}")
+        clash = self._caph_matches()
+        if clash:
+            raise PreflightError(
+                f"{CAPH_LABEL} '{self.image_name}' already matches image(s) {clash} for {self.arch}: "
+                "CAPH would see the name as ambiguous; choose another image_name"
+            )
+        self.log.info("preflight.ok", image_name=self.image_name, base_image=image.id, arch=self.arch)
+
+    def _get(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return self.cloud.call(f"look up {what}", fn)
+        except CloudError as e:
+            cause = e.__cause__
+            if isinstance(cause, APIException) and cause.code in ("unauthorized", "token_readonly", 401):
+                raise PreflightError(
+                    f"the API rejected the token in ${self.config.token_env} ({cause.code}); check it belongs to the project"
+                ) from e
+            raise
+
+    def _caph_matches(self, exclude: int | None = None) -> list[int]:
+        """Images CAPH would find for our name: label caph-image-name==V, plus name V."""
+        images = self.cloud.client.images
+
+        def lookup() -> list[int]:
+            by_label = images.get_all(label_selector=f"{CAPH_LABEL}=={self.image_name}", architecture=[self.arch])
+            by_name = images.get_all(name=self.image_name, architecture=[self.arch])
+            return sorted({i.id for i in [*by_label, *by_name] if i.id != exclude and i.id is not None})
+
+        return self.cloud.call("check caph-image-name", lookup)
+
+    # ------------------------------------------------------------------ resources
+    def create_ssh_key(self) -> None:
+        keys = self.cloud.client.ssh_keys
+
+        def recover() -> BoundSSHKey | None:
+            found = keys.get_all(label_selector=self.selector)
+            return found[0] if found else None
+
+        key = self.cloud.call(
+            "create SSH key",
+            lambda: keys.create(
+                name=self.resource_name, public_key=self.login_key.public_openssh, labels=self.base_labels()
+            ),
+            recover=recover,
+        )
+        self.tracked.ssh_key_id = key.id
+        self.log.info("ssh_key.created", ssh_key_id=key.id)
+
+    def create_server(self) -> None:
+        servers = self.cloud.client.servers
+        assert self.base_image is not None and self.tracked.ssh_key_id is not None
+        actions: list[int] = []
+
+        def create() -> BoundServer:
+            r = servers.create(
+                name=self.resource_name,
+                server_type=ServerType(name=self.config.server_type),
+                image=Image(id=self.base_image.id if self.base_image else None),
+                location=Location(name=self.config.location),
+                ssh_keys=[SSHKey(id=self.tracked.ssh_key_id)],
+                user_data=host_key_user_data(self.host_key),
+                labels=self.base_labels(),
+            )
+            actions.extend(a.id for a in [r.action, *(r.next_actions or [])] if a is not None and a.id is not None)
+            assert r.server is not None
+            return r.server
+
+        def recover() -> BoundServer | None:
+            found = servers.get_all(label_selector=self.selector)
+            return found[0] if found else None
+
+        server = self.cloud.call("create server", create, recover=recover)
+        assert server.id is not None
+        server_id: int = server.id
+        self.tracked.server_id = server_id
+        self.log.info("server.created", server_id=server.id, actions=actions)
+        deadline = self.config.timeouts.api_action
+        for action_id in actions:
+            final = self.cloud.wait_action("create server", action_id, deadline)
+            if final["status"] != "success":
+                raise CloudError(f"create server ({final['command']})", f"action ended in error: {final['error']}")
+
+        def running() -> BoundServer | None:
+            s = self.cloud.call("get server", lambda: servers.get_by_id(server_id))
+            if s.status == "running":
+                return s
+            if s.status == "off" and not s.locked:
+                raise CloudError("create server", "the server is off after creation (create or start failed)")
+            return None
+
+        s = self.cloud.poll("server running", running, deadline)
+        assert s.public_net is not None and s.public_net.ipv4 is not None
+        self.tracked.server_ip = s.public_net.ipv4.ip
+        self.log.info("server.running", server_id=s.id, ip=self.tracked.server_ip)
+
+    def wait_for_ssh(self) -> None:
+        assert self.tracked.server_ip is not None
+        self.session = Session(self.tracked.server_ip, self.login_key, self.host_key)
+        session = self.session
+        self.cloud.poll(
+            "SSH", lambda: True if session.try_connect() else None, self.config.timeouts.ssh, first=2, cap=10
+        )
+        self.log.info("ssh.connected", ip=self.tracked.server_ip)
+        # Exit 2 means "done, with recoverable errors" (cloud-init >= 23.4): usable, but say so.
+        status = session.run(
+            "cloud-init status --wait >/dev/null 2>&1 && echo done || echo rc=$?",
+            step="cloud-init",
+            timeout=self.config.timeouts.cloud_init,
+        ).strip()
+        if status not in ("", "done"):
+            if status == "rc=2":
+                self.log.warning("cloud_init.degraded", note="cloud-init finished with recoverable errors")
+            else:
+                raise ProvisionError("cloud-init", f"cloud-init failed ({status})")
+
+    def provision(self) -> None:
+        assert self.session is not None and self.versions is not None
+        ctx = RecipeContext(self.config.profile, self.versions, self.build_id, __version__, self.started)
+        plan = build_plan(ctx)
+        self.session.run_plan(plan, timeout=self.config.timeouts.step)
+        used = self.session.run("df -B1 --output=used / | tail -n 1", step="measure").strip()
+        self.root_used_bytes = int(used) if used.isdigit() else None
+
+    def shutdown(self) -> None:
+        assert self.tracked.server_id is not None
+        if self.session is not None:
+            self.session.close()
+        servers = self.cloud.client.servers
+        sid: int = self.tracked.server_id
+        server = Server(id=sid)
+        action = self.cloud.call("shutdown server", lambda: servers.shutdown(server))
+        if action.id is not None:
+            final = self.cloud.wait_action("shutdown server", action.id, self.config.timeouts.api_action)
+            if final["status"] != "success":
+                self.log.warning("shutdown.action_failed", error=final["error"], note="falling back to poweroff")
+
+        def off() -> bool | None:
+            return True if self.cloud.call("get server", lambda: servers.get_by_id(sid)).status == "off" else None
+
+        try:
+            self.cloud.poll("server off", off, self.config.timeouts.shutdown, first=1, cap=5)
+            return
+        except TimeoutError:
+            self.log.warning("shutdown.timeout", seconds=self.config.timeouts.shutdown, note="powering off")
+        action = self.cloud.call("poweroff server", lambda: servers.power_off(server))
+        if action.id is not None:
+            final = self.cloud.wait_action("poweroff server", action.id, self.config.timeouts.api_action)
+            if final["status"] != "success":
+                raise CloudError("poweroff server", f"action ended in error: {final['error']}")
+        self.cloud.poll("server off", off, self.config.timeouts.api_action, first=1, cap=5)
+
+    def snapshot(self) -> None:
+        assert self.tracked.server_id is not None
+        servers, images = self.cloud.client.servers, self.cloud.client.images
+        server = Server(id=self.tracked.server_id)
+        action_ids: list[int] = []
+
+        def create() -> BoundImage:
+            r = servers.create_image(
+                server, description=self.image_name, type="snapshot", labels=self.snapshot_labels()
+            )
+            if r.action is not None and r.action.id is not None:
+                action_ids.append(r.action.id)
+            return r.image
+
+        def ours() -> list[BoundImage]:
+            return images.get_all(label_selector=self.selector, type=["snapshot"])
+
+        def recover() -> BoundImage | None:
+            found = ours()
+            return found[0] if found else None
+
+        image = self.cloud.call("create image", create, recover=recover)
+        assert image.id is not None
+        image_id: int = image.id
+        self.tracked.image_id = image_id  # before waiting: a failure must be able to delete it
+        self.log.info("snapshot.creating", image_id=image.id)
+        if action_ids:
+            final = self.cloud.wait_action("create image", action_ids[0], self.config.timeouts.snapshot, cap=60)
+            if final["status"] != "success":
+                # The action can fail while the snapshot still turns out fine: judge the image.
+                self.log.warning("snapshot.action_failed", error=final["error"], note="checking the image itself")
+
+        def available() -> BoundImage | None:
+            try:
+                img = self.cloud.call("get image", lambda: images.get_by_id(image_id))
+            except CloudError as e:
+                if isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found":
+                    raise CloudError("create image", "the snapshot disappeared (the create_image action failed)") from e
+                raise
+            return img if img.status == "available" else None
+
+        img = self.cloud.poll("snapshot available", available, self.config.timeouts.snapshot, first=1, cap=30)
+        self.image_size_gb = img.image_size
+        self.log.info("snapshot.available", image_id=img.id, image_size_gb=img.image_size)
+
+    def publish(self) -> None:
+        """Only now does the snapshot get the label CAPH resolves: CAPH does not look at image
+        status, so a labelled snapshot still `creating` could be picked up too early."""
+        assert self.tracked.image_id is not None
+        clash = self._caph_matches(exclude=self.tracked.image_id)
+        if clash:
+            raise CloudError("publish", f"{CAPH_LABEL} '{self.image_name}' appeared on image(s) {clash} meanwhile")
+        images = self.cloud.client.images
+        labels = {**self.snapshot_labels(), CAPH_LABEL: self.image_name}
+        image = Image(id=self.tracked.image_id)
+        self.cloud.call("publish image", lambda: images.update(image, labels=labels, description=self.image_name))
+        self.tracked.published = True
+        self.log.info("snapshot.published", image_id=self.tracked.image_id, caph_image_name=self.image_name)
+
+    # ------------------------------------------------------------------ cleanup
+    def cleanup(self, *, failed: bool) -> None:
+        """Delete what this build created, found by id and, as a net, by label. Retries
+        transient errors; a resource is done only when the API says it is gone."""
+        if self.session is not None:
+            self.session.close()
+        client = self.cloud.client
+        problems: list[str] = []
+
+        server_ids = self._ids(
+            self.tracked.server_id, "find servers", lambda: client.servers.get_all(label_selector=self.selector)
+        )
+        if failed and self.keep_on_failure and server_ids:
+            self._keep_for_debugging(server_ids)
+        else:
+            for sid in server_ids:
+                try:
+                    self._delete_server(sid)
+                except (CloudError, TimeoutError) as e:
+                    problems.append(f"server {sid}: {e}")
+
+        key_ids = self._ids(
+            self.tracked.ssh_key_id, "find SSH keys", lambda: client.ssh_keys.get_all(label_selector=self.selector)
+        )
+        for kid in key_ids:
+            key = SSHKey(id=kid)
+            try:
+                self._delete(f"delete SSH key {kid}", lambda key=key: client.ssh_keys.delete(key))  # type: ignore[misc]
+            except CloudError as e:
+                problems.append(f"SSH key {kid}: {e}")
+
+        if not self.tracked.published:
+            image_ids = self._ids(
+                self.tracked.image_id,
+                "find snapshots",
+                lambda: client.images.get_all(label_selector=self.selector, type=["snapshot"]),
+            )
+            for iid in image_ids:
+                try:
+                    self._delete_image(iid)
+                except (CloudError, TimeoutError) as e:
+                    problems.append(f"snapshot {iid}: {e}")
+        if problems:
+            raise CleanupIncompleteError(
+                "could not delete: " + "; ".join(problems) + f" — run `capi-image gc` (label build-id={self.build_id})"
+            )
+
+    def _ids(self, tracked: int | None, name: str, lister: Callable[[], list[Any]]) -> list[int]:
+        """The tracked id plus whatever carries this build's labels (a lost answer, a recovery)."""
+        ids = {tracked} if tracked else set()
+        with contextlib.suppress(CloudError):
+            ids |= {r.id for r in self.cloud.call(name, lister) if r.id is not None}
+        return sorted(i for i in ids if i)
+
+    def _delete(self, name: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return self.cloud.call(name, fn)
+        except CloudError as e:
+            if isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found":
+                return None  # already gone (perhaps by an earlier attempt whose answer was lost)
+            raise
+
+    def _delete_server(self, sid: int) -> None:
+        servers = self.cloud.client.servers
+        deadline = self.config.timeouts.api_action
+
+        def gone() -> bool | None:
+            try:
+                s = self.cloud.call("get server", lambda: servers.get_by_id(sid))
+            except CloudError as e:
+                if isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found":
+                    return True
+                raise
+            if s.status != "deleting" and not s.locked:
+                # A failed delete action leaves the server: ask again.
+                action = self._delete("delete server", lambda: servers.delete(s))
+                self.log.info("server.delete_requested", server_id=sid, action=getattr(action, "id", None))
+            return None
+
+        action = self._delete("delete server", lambda: servers.delete(Server(id=sid)))
+        if action is not None and action.id is not None:
+            self.cloud.wait_action("delete server", action.id, deadline)
+        self.cloud.poll(f"server {sid} deleted", gone, deadline, first=0.5, cap=5)
+        self.log.info("server.deleted", server_id=sid)
+
+    def _delete_image(self, iid: int) -> None:
+        images = self.cloud.client.images
+
+        def attempt() -> bool | None:
+            try:
+                self.cloud.call(f"delete snapshot {iid}", lambda: images.delete(Image(id=iid)))
+                return True
+            except CloudError as e:
+                cause = e.__cause__
+                if isinstance(cause, APIException) and cause.code == "not_found":
+                    return True
+                if isinstance(cause, APIException) and cause.code == "locked":
+                    return None  # still being created: wait until it can be deleted
+                raise
+
+        self.cloud.poll(f"snapshot {iid} deleted", attempt, self.config.timeouts.snapshot, first=1, cap=30)
+        self.log.info("snapshot.deleted", image_id=iid, reason="the build did not publish it")
+
+    def _keep_for_debugging(self, server_ids: list[int]) -> None:
+        out = self.manifest_path.parent / f"{self.build_id}-debug"
+        out.mkdir(parents=True, exist_ok=True)
+        passphrase = secrets.token_urlsafe(12)
+        key_file = out / "id_ed25519"
+        key_file.write_text(self.login_key.private_openssh(passphrase.encode()))
+        key_file.chmod(0o600)
+        ip = self.tracked.server_ip or "<server ip>"
+        self.kept_server_hint = (
+            f"kept server(s) {server_ids} for debugging.\n"
+            f"  ssh -i {key_file} root@{ip}   (key passphrase: {passphrase})\n"
+            f"  delete later: capi-image gc --build-id {self.build_id} --older-than 0s"
+        )
+        # The hint goes to the terminal only: it carries the key passphrase.
+        print(self.kept_server_hint, flush=True)
+        self.log.warning("server.kept", server_ids=server_ids, key_file=str(key_file))
+
+    # ------------------------------------------------------------------ manifest
+    def write_manifest(self, result: BuildResult, cleanup_error: BaseException | None) -> dict[str, Any]:
+        cfg = self.config
+        manifest: dict[str, Any] = {
+            "result": "success" if result.ok else "failure",
+            "error": result.error,
+            "cleanup": "complete" if cleanup_error is None else f"incomplete: {logmod.scrub(str(cleanup_error))}",
+            "build_id": self.build_id,
+            "project": cfg.name,
+            "tool_version": __version__,
+            "started": self.started.isoformat(),
+            "snapshot_id": result.image_id,
+            "description": self.image_name if result.ok else None,
+            "caph_image_name": result.image_name,
+            "labels": result.labels,
+            "image_size_gb": self.image_size_gb,
+            "root_used_bytes": self.root_used_bytes,
+            "versions": self.versions.model_dump() if self.versions else None,
+            "os": cfg.os,
+            "architecture": self.arch,
+            "server_type": cfg.server_type,
+            "location": cfg.location,
+            "base_image": cfg.base_image,
+            "phases": self.phases,
+            "steps": [
+                {"name": t.name, "seconds": t.seconds, "ok": t.ok}
+                for t in (self.session.timings if self.session else [])
+            ],
+            "api_requests": self.cloud.counter.total,
+            "api_requests_by_call": dict(sorted(self.cloud.counter.by_call.items())),
+        }
+        manifest = logmod.scrub(manifest)
+        self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        self.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        self.log.info("manifest.written", path=str(self.manifest_path))
+        return manifest
+
+
+__all__ = ["PHASES", "Build", "BuildResult", "CleanupIncompleteError", "Interrupted", "PreflightError", "new_build_id"]

@@ -1,0 +1,171 @@
+"""The ``capi-image`` command line.
+
+Exit codes: 0 success; 1 the build failed (cleaned up); 2 bad input, found before anything was
+created; 3 cleanup incomplete (something may be left: run ``capi-image gc``);
+130 interrupted by SIGINT, 143 by SIGTERM (cleaned up).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import log as logmod
+from .build import CAPH_LABEL, CREATED_BY, Build, CleanupIncompleteError
+from .cloud import Cloud, CloudError, make_client
+from .config import ConfigError, ProjectConfig, load_project
+from .endpoint import MissingTokenError, target
+from .gc import collect, parse_duration
+from .interrupts import Interrupted, SignalGuard
+from .report import PhaseDisplay, summary
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_CLEANUP = 0, 1, 2, 3
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+
+ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="config/projects/NAME.yaml")]
+LogFormatOpt = Annotated[str, typer.Option(help="auto (console on a TTY, else json), console or json")]
+
+
+def _fail(code: int, message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/red] {logmod.scrub(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+def _project(name: str) -> ProjectConfig:
+    try:
+        return load_project(name)
+    except ConfigError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
+
+
+@app.command()
+def build(
+    project: ProjectOpt,
+    manifest: Annotated[Path | None, typer.Option(help="where to write the build manifest JSON")] = None,
+    keep_on_failure: Annotated[bool, typer.Option(help="keep the server of a failed build for debugging")] = False,
+    log_format: LogFormatOpt = "auto",
+    build_id: Annotated[str | None, typer.Option(help="use this build id (default: random)", hidden=True)] = None,
+) -> None:
+    """Build a node image and publish it as a snapshot labelled caph-image-name."""
+    logmod.configure(log_format)  # type: ignore[arg-type]
+    config = _project(project)
+    guard = SignalGuard()
+    with guard.installed():
+        try:
+            with target(config) as tgt:
+                logmod.redact(tgt.token)
+                client, counter = make_client(tgt.token, tgt.endpoint)
+                cloud = Cloud(client, counter, config.retry)
+                b = Build(config, cloud, endpoint=tgt.endpoint, build_id=build_id, keep_on_failure=keep_on_failure,
+                          manifest_path=manifest, guard=guard)  # fmt: skip
+                with PhaseDisplay() as display:
+                    b.on_phase = display
+                    try:
+                        result = b.run()
+                    finally:
+                        if b.manifest_path.exists():
+                            summary(json.loads(b.manifest_path.read_text()))
+        except MissingTokenError as e:
+            raise _fail(EXIT_INPUT, str(e)) from e
+        except ConfigError as e:
+            raise _fail(EXIT_INPUT, str(e)) from e
+        except Interrupted as e:
+            raise _fail(128 + e.signum, f"{e}; everything this build created was deleted") from e
+        except CleanupIncompleteError as e:
+            raise _fail(EXIT_CLEANUP, str(e)) from e
+        except (CloudError, RuntimeError, TimeoutError, OSError) as e:
+            raise _fail(EXIT_FAILED, f"build failed: {e}") from e
+    print(json.dumps({"snapshot_id": result.image_id, CAPH_LABEL: result.image_name, "manifest": str(b.manifest_path)}))
+
+
+@app.command()
+def gc(
+    project: ProjectOpt,
+    older_than: Annotated[str, typer.Option(help="only what is older than this (90s, 30m, 2h, 1d)")] = "2h",
+    build_id: Annotated[str | None, typer.Option(help="only this build's resources")] = None,
+    dry_run: Annotated[bool, typer.Option(help="say what would be deleted")] = False,
+    log_format: LogFormatOpt = "auto",
+) -> None:
+    """Delete servers, SSH keys and unpublished snapshots left by builds (label created-by=capi-image)."""
+    logmod.configure(log_format)  # type: ignore[arg-type]
+    config = _project(project)
+    try:
+        age = parse_duration(older_than)
+    except ValueError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
+    try:
+        with target(config) as tgt:
+            logmod.redact(tgt.token)
+            client, counter = make_client(tgt.token, tgt.endpoint)
+            report = collect(Cloud(client, counter, config.retry), age, build_id=build_id, dry_run=dry_run)
+    except MissingTokenError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
+    except CloudError as e:
+        raise _fail(EXIT_FAILED, str(e)) from e
+    print(json.dumps({"deleted": report.deleted, "spared": report.spared, "failed": report.failed}, indent=1))
+    if report.failed:
+        raise typer.Exit(EXIT_CLEANUP)
+
+
+@app.command()
+def images(
+    project: ProjectOpt,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+) -> None:
+    """List the snapshots this tool built, newest first, with their labels."""
+    logmod.configure("json" if output == "json" else "auto")
+    config = _project(project)
+    try:
+        with target(config) as tgt:
+            logmod.redact(tgt.token)
+            client, counter = make_client(tgt.token, tgt.endpoint)
+            cloud = Cloud(client, counter, config.retry)
+            found = cloud.call(
+                "list snapshots",
+                lambda: client.images.get_all(
+                    label_selector=f"created-by={CREATED_BY}", type=["snapshot"], sort=["created:desc"]
+                ),
+            )
+    except MissingTokenError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
+    except CloudError as e:
+        raise _fail(EXIT_FAILED, str(e)) from e
+    rows = [
+        {
+            "id": i.id,
+            "created": i.created.isoformat() if i.created else None,
+            "status": i.status,
+            "architecture": i.architecture,
+            CAPH_LABEL: (i.labels or {}).get(CAPH_LABEL),
+            "image_size_gb": i.image_size,
+            "labels": i.labels,
+        }
+        for i in found
+    ]
+    if output == "json":
+        print(json.dumps(rows, indent=1))
+        return
+    t = Table()
+    for col in ("id", "created", "status", "architecture", CAPH_LABEL, "image_size_gb"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*(str(r[c]) for c in ("id", "created", "status", "architecture", CAPH_LABEL, "image_size_gb")))
+    Console().print(t)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # before the guard is installed
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

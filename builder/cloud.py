@@ -1,0 +1,171 @@
+"""The hcloud API as the builder uses it: timeouts, retries that never duplicate, smart waits.
+
+hcloud-python has no HTTP timeout by default, retries POSTs blindly (a timed-out
+``create_image`` re-sent makes a second snapshot) and does not retry 503, ``unavailable``,
+bare 429 or dropped connections. So its own retries are switched off and every call goes
+through ``Cloud.call``: transient errors are retried with backoff, and a call that creates
+something first looks the resource up by its ``build-id`` label before re-sending.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import requests
+from hcloud import APIException, Client
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from . import log as logmod
+from .config import Retry
+
+T = TypeVar("T")
+log = logmod.get("capi-image.cloud")
+
+TRANSIENT_CODES = {"rate_limit_exceeded", "unavailable", "server_error", "conflict", "locked", "timeout", "bad_gateway"}
+TRANSIENT_STATUS = {409, 423, 429, 500, 502, 503, 504}
+USER_AGENT = "capi-image"
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, APIException):
+        return exc.code in TRANSIENT_CODES or exc.code in TRANSIENT_STATUS
+    return isinstance(exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, APIException):
+        return f"{exc.code}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class CloudError(RuntimeError):
+    """An API call that failed for good; the message names the call."""
+
+    def __init__(self, call: str, detail: str) -> None:
+        super().__init__(f"{call} failed: {detail}")
+        self.call = call
+
+
+@dataclass
+class RequestCounter:
+    """Counts every HTTP request the SDK sends (a requests response hook)."""
+
+    total: int = 0
+    by_call: dict[str, int] = field(default_factory=dict)
+
+    def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.total += 1
+        key = f"{response.request.method} {response.request.path_url.split('?')[0]}"
+        self.by_call[key] = self.by_call.get(key, 0) + 1
+
+
+def make_client(token: str, endpoint: str, *, timeout: tuple[float, float] = (10, 60)) -> tuple[Client, RequestCounter]:
+    from . import __version__
+
+    client = Client(
+        token=token,
+        api_endpoint=endpoint,
+        application_name=USER_AGENT,
+        application_version=__version__,
+        timeout=timeout,
+    )
+    # hcloud-python 2.x keeps its retry loop and session on the private ClientBase; we pin the
+    # version and test that both still work this way (tests/test_builder_cloud.py).
+    base = client._client
+    base._retry_max_retries = 0
+    counter = RequestCounter()
+    base._session.hooks["response"].append(counter.hook)
+    # A dropped connection surfaces as ChunkedEncodingError or ConnectionError: never retried
+    # by requests itself either.
+    return client, counter
+
+
+class Cloud:
+    def __init__(
+        self, client: Client, counter: RequestCounter, retry: Retry, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.client = client
+        self.counter = counter
+        self.retry = retry
+        self.sleep = sleep
+
+    def call(self, name: str, fn: Callable[[], T], *, recover: Callable[[], T | None] | None = None) -> T:
+        """Run ``fn``, retrying transient errors. Before a retry, ``recover()`` may return the
+        result of an earlier attempt that took effect although its answer was lost."""
+        attempt = 0
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("api.retry", call=name, attempt=state.attempt_number, error=describe(exc) if exc else None)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=wait_exponential_jitter(initial=self.retry.initial_wait, max=self.retry.max_wait),
+            retry=retry_if_exception(is_transient),
+            before_sleep=before_sleep,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            for att in retrying:
+                with att:
+                    attempt += 1
+                    if attempt > 1 and recover is not None:
+                        found = recover()
+                        if found is not None:
+                            log.info("api.recovered", call=name, note="an earlier attempt took effect")
+                            return found
+                    return fn()
+        except APIException as e:
+            raise CloudError(name, describe(e)) from e
+        except (requests.RequestException, OSError) as e:
+            raise CloudError(name, describe(e)) from e
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ waiting
+    def wait_action(self, name: str, action_id: int, deadline: float, *, cap: float = 30.0) -> dict[str, Any]:
+        """Wait for an action, sleeping until its progress says it should be done.
+
+        Hetzner reports ``progress`` for running actions; the time left is estimated from it, so
+        a 180 s snapshot costs a handful of requests instead of one per second, and the build
+        notices completion within a fraction of a second of the estimate.
+        Returns the final action (``status`` success or error).
+        """
+        end = time.monotonic() + deadline
+        start = time.monotonic()
+        backoff = 0.5
+        while True:
+            action = self.call(f"{name} (wait)", lambda: self.client.actions.get_by_id(action_id))
+            if action.status != "running":
+                return {"status": action.status, "error": action.error, "command": action.command}
+            now = time.monotonic()
+            if now >= end:
+                raise CloudError(name, f"action {action_id} still running after {deadline:.0f}s")
+            elapsed = now - start
+            progress = action.progress or 0
+            if 0 < progress < 100 and elapsed > 0.2:
+                # Time left if progress is linear; a small margin lands just after completion.
+                delay = elapsed * (100 - progress) / progress + 0.25
+            else:
+                delay = backoff
+                backoff = min(backoff * 2, cap)
+            self.sleep(max(0.2, min(delay, cap, end - now)))
+
+    def poll(
+        self, name: str, check: Callable[[], T | None], deadline: float, *, first: float = 0.5, cap: float = 10.0
+    ) -> T:
+        """Call ``check`` with exponential backoff until it returns something."""
+        end = time.monotonic() + deadline
+        delay = first
+        while True:
+            result = check()
+            if result is not None:
+                return result
+            now = time.monotonic()
+            if now >= end:
+                raise TimeoutError(f"{name}: not done after {deadline:.0f}s")
+            self.sleep(max(0.05, min(delay, end - now)))
+            delay = min(delay * 1.6, cap)

@@ -1,0 +1,136 @@
+"""Project configuration: ``config/projects/NAME.yaml``, validated before anything costs money."""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from provision.profiles import PROFILES, Profile
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = Path(os.environ.get("CAPI_IMAGE_CONFIG_DIR", REPO_ROOT / "config"))
+
+IMAGE_NAME_FIELDS = {"kubernetes_semver", "kubernetes_series", "os", "arch", "timestamp", "date", "build_id", "project"}
+
+
+class ConfigError(ValueError):
+    """Bad input: a clear message, raised before any API call."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LocalCloudConfig(Strict):
+    """The embedded localcloud started for this project (``endpoint: localcloud``)."""
+
+    backend: Literal["qemu", "stub"] = "qemu"
+    state_dir: Path = Path(".state/localcloud")
+    action_times: dict[str, float] = Field(default_factory=dict)
+
+
+class Timeouts(Strict):
+    """Deadlines in seconds."""
+
+    api_action: float = Field(600, gt=0, description="create/start/delete server actions")
+    ssh: float = Field(600, gt=0, description="until SSH answers after the server runs")
+    cloud_init: float = Field(900, gt=0, description="cloud-init status --wait")
+    shutdown: float = Field(180, gt=0, description="ACPI shutdown until off, before poweroff")
+    snapshot: float = Field(3600, gt=0, description="create_image until available")
+    step: float = Field(3600, gt=0, description="one provision step")
+
+
+class Retry(Strict):
+    """Retries of transient API errors (rate limit, 5xx, conflict, locked, dropped connection)."""
+
+    attempts: int = Field(8, ge=1)
+    initial_wait: float = Field(1.0, gt=0)
+    max_wait: float = Field(30.0, gt=0)
+
+
+class ProjectConfig(Strict):
+    name: str
+    endpoint: str | None = Field(
+        None, description="API base URL; 'localcloud' starts the embedded one; default: Hetzner (or HCLOUD_ENDPOINT)"
+    )
+    localcloud: LocalCloudConfig = Field(default_factory=LocalCloudConfig)
+    token_env: str = "HCLOUD_TOKEN"
+    location: str
+    server_type: str
+    architecture: Literal["x86", "arm"] | None = None
+    os: str = Field(description="OS profile: " + ", ".join(PROFILES))
+    image: str | None = Field(None, description="hcloud system image to boot; default: the profile's")
+    versions: Path = Path("vars/k8s-1.31.json")
+    image_name: str = "k8s-{kubernetes_semver}-{os}-{arch}-{timestamp}"
+    labels: dict[str, str] = Field(default_factory=dict)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    retry: Retry = Field(default_factory=Retry)
+
+    @field_validator("os")
+    @classmethod
+    def _profile(cls, v: str) -> str:
+        if v not in PROFILES:
+            raise ValueError(f"unknown OS profile '{v}'; known: {', '.join(PROFILES)}")
+        return v
+
+    @field_validator("image_name")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        fields = {f for _, f, _, _ in string.Formatter().parse(v) if f}
+        unknown = fields - IMAGE_NAME_FIELDS
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; known: {sorted(IMAGE_NAME_FIELDS)}")
+        return v
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if not v.replace("_", "").isalnum():
+            raise ValueError(f"'{v}' is not an environment variable name")
+        return v
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> ProjectConfig:
+        if self.endpoint not in (None, "localcloud") and not self.endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint '{self.endpoint}' must be an http(s) URL or 'localcloud'")
+        return self
+
+    @property
+    def profile(self) -> Profile:
+        return PROFILES[self.os]
+
+    @property
+    def base_image(self) -> str:
+        return self.image or self.profile.hcloud_image
+
+    def versions_path(self) -> Path:
+        return self.versions if self.versions.is_absolute() else CONFIG_DIR / self.versions
+
+
+def project_path(name: str) -> Path:
+    return CONFIG_DIR / "projects" / f"{name}.yaml"
+
+
+def load_project(name: str, path: Path | None = None) -> ProjectConfig:
+    path = path or project_path(name)
+    if not path.exists():
+        known = sorted(p.stem for p in (CONFIG_DIR / "projects").glob("*.yaml"))
+        raise ConfigError(f"no project '{name}': {path} does not exist (known: {', '.join(known) or 'none'})")
+    try:
+        data = YAML(typ="safe").load(path.read_text())
+    except YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings")
+    data.setdefault("name", name)
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as e:
+        lines = [f"  {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in e.errors()]
+        raise ConfigError(f"{path} is invalid:\n" + "\n".join(lines)) from e

@@ -1,0 +1,50 @@
+"""Which API the build talks to, and the embedded localcloud for ``endpoint: localcloud``.
+
+Resolution, like Packer and the hcloud CLI: ``HCLOUD_ENDPOINT`` wins; else the project's
+``endpoint``; else Hetzner. ``endpoint: localcloud`` starts localcloud in this process (qemu
+backend by default) unless ``HCLOUD_ENDPOINT`` points at one already running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .config import ProjectConfig
+
+HETZNER = "https://api.hetzner.cloud/v1"
+LOCAL_TOKEN = "localcloud"
+
+
+@dataclass(frozen=True)
+class Target:
+    endpoint: str
+    token: str
+    embedded: bool
+
+
+class MissingTokenError(ValueError):
+    pass
+
+
+@contextlib.contextmanager
+def target(config: ProjectConfig) -> Iterator[Target]:
+    env_endpoint = os.environ.get("HCLOUD_ENDPOINT")
+    token = os.environ.get(config.token_env, "")
+    if config.endpoint == "localcloud" and not env_endpoint:
+        from localcloud.server import LocalCloud, Settings
+
+        lc_cfg = config.localcloud
+        settings = Settings(backend=lc_cfg.backend, state_dir=lc_cfg.state_dir, action_times=dict(lc_cfg.action_times))
+        with LocalCloud(settings) as lc:
+            yield Target(lc.endpoint, token or LOCAL_TOKEN, embedded=True)
+        return
+    endpoint = env_endpoint or (config.endpoint if config.endpoint not in (None, "localcloud") else HETZNER)
+    if not token:
+        if config.endpoint == "localcloud":
+            token = LOCAL_TOKEN  # a running localcloud accepts any token unless told otherwise
+        else:
+            raise MissingTokenError(f"${config.token_env} is not set: the API token of the Hetzner project to build in")
+    yield Target(endpoint, token, embedded=False)

@@ -1,0 +1,57 @@
+"""Ephemeral key material, generated in memory for one build.
+
+- The login key (ed25519) goes to the API as the server's SSH key; its private half never
+  touches the disk unencrypted.
+- The host key pair is injected through cloud-init ``user_data`` (``ssh_keys``), so the very
+  first SSH connection verifies the host key it expects: no trust-on-first-use.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: Ed25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> KeyPair:
+        return cls(Ed25519PrivateKey.generate())
+
+    @property
+    def public_openssh(self) -> str:
+        return (
+            self.private.public_key()
+            .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+            .decode()
+        )
+
+    def private_openssh(self, passphrase: bytes | None = None) -> str:
+        enc: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+        )
+        return self.private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, enc).decode()
+
+    def paramiko(self) -> paramiko.PKey:
+        return paramiko.Ed25519Key.from_private_key(io.StringIO(self.private_openssh()))
+
+
+def host_key_user_data(host: KeyPair, extra: str = "") -> str:
+    """cloud-config that makes the guest present ``host`` as its ed25519 host key."""
+    private = "\n".join("    " + line for line in host.private_openssh().strip().splitlines())
+    return (
+        "#cloud-config\n"
+        "ssh_deletekeys: true\n"
+        "ssh_genkeytypes: []\n"
+        "ssh_keys:\n"
+        "  ed25519_private: |\n"
+        f"{private}\n"
+        f"  ed25519_public: {host.public_openssh}\n"
+        f"{extra}"
+    )

@@ -1,0 +1,85 @@
+"""Logging: structlog, readable on a TTY, JSON for CI; secrets redacted everywhere.
+
+Every event carries the build id (bound with structlog's contextvars). Secrets registered with
+``redact()`` are replaced in every string of every event, including exception text.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+
+LogFormat = Literal["console", "json", "auto"]
+
+_SECRETS: set[str] = set()
+MASK = "***"
+
+
+def redact(*secrets: str | None) -> None:
+    """Never let these strings reach a log line (tokens, registry passwords)."""
+    for s in secrets:
+        if s and len(s) >= 4:  # shorter values would mask ordinary words
+            _SECRETS.add(s)
+
+
+def forget_secrets() -> None:
+    _SECRETS.clear()
+
+
+def scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        for s in _SECRETS:
+            if s in value:
+                value = value.replace(s, MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(scrub(v) for v in value)
+    if isinstance(value, BaseException):
+        return scrub(f"{type(value).__name__}: {value}")
+    return value
+
+
+def _redact_processor(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    return {k: scrub(v) for k, v in event.items()}
+
+
+def _scrub_rendered(_logger: Any, _name: str, rendered: Any) -> Any:
+    # Tracebacks are rendered after the event is processed: scrub the final text too.
+    return scrub(rendered)
+
+
+def configure(fmt: LogFormat = "auto", stream: TextIO | None = None, level: int = logging.INFO) -> None:
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+        exc: list[Any] = [structlog.processors.dict_tracebacks]
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        exc = []
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *exc,
+            _redact_processor,
+            renderer,
+            _scrub_rendered,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get(name: str = "capi-image") -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)  # type: ignore[no-any-return]

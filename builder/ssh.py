@@ -1,0 +1,197 @@
+"""The executor: runs a provision plan over one Fabric (paramiko) connection.
+
+The host key is pinned to the one injected through cloud-init; Fabric's default AutoAddPolicy
+is replaced by RejectPolicy and no known_hosts or ssh_config is read. Every output line is
+logged with its step name; each step's duration is recorded.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import fabric
+import paramiko
+from invoke.exceptions import UnexpectedExit
+
+from provision.plan import Plan, Put, Run, Step
+
+from . import log as logmod
+from .keys import KeyPair
+
+log = logmod.get("capi-image.ssh")
+
+
+class ProvisionError(RuntimeError):
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"step '{step}': {message}")
+        self.step = step
+
+
+class _LineLogger(io.TextIOBase):
+    """A stream for invoke's out_stream/err_stream that logs whole lines."""
+
+    def __init__(self, step: str, stream: str) -> None:
+        self.step, self.stream, self.buf = step, stream, ""
+        self.tail: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.buf += s
+        while "\n" in self.buf:
+            line, self.buf = self.buf.split("\n", 1)
+            self._emit(line)
+        return len(s)
+
+    def _emit(self, line: str) -> None:
+        self.tail = [*self.tail, line][-20:]
+        log.info("step.output", step=self.step, stream=self.stream, line=line)
+
+    def flush(self) -> None:
+        if self.buf:
+            self._emit(self.buf)
+            self.buf = ""
+
+
+@dataclass
+class StepTiming:
+    name: str
+    seconds: float
+    ok: bool
+
+
+@dataclass
+class Session:
+    """One SSH session to the build server."""
+
+    host: str
+    login: KeyPair
+    host_key: KeyPair
+    port: int = 22
+    connect_timeout: float = 15
+    timings: list[StepTiming] = field(default_factory=list)
+    conn: fabric.Connection | None = None
+
+    def _connection(self) -> fabric.Connection:
+        config = fabric.Config(overrides={"load_ssh_configs": False, "run": {"hide": True, "warn": True}})
+        conn = fabric.Connection(
+            self.host,
+            user="root",
+            port=self.port,
+            config=config,
+            connect_timeout=int(self.connect_timeout),
+            connect_kwargs={
+                "pkey": self.login.paramiko(),
+                "look_for_keys": False,
+                "allow_agent": False,
+                "banner_timeout": 30,
+            },
+        )
+        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        hostname = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+        conn.client.get_host_keys().add(hostname, "ssh-ed25519", self.host_key.paramiko())
+        return conn
+
+    def try_connect(self) -> bool:
+        """One attempt; False while the guest is not answering yet."""
+        conn = self._connection()
+        try:
+            conn.open()
+        except paramiko.BadHostKeyException:
+            raise  # never retried: someone else answers on that address
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            log.debug("ssh.not_yet", host=self.host, error=str(e))
+            conn.close()
+            return False
+        conn.transport.set_keepalive(15)
+        self.conn = conn
+        return True
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def run(
+        self, command: str, *, step: str = "ssh", timeout: float | None = None, env: dict[str, str] | None = None
+    ) -> str:
+        """Run one command as root; raise ProvisionError on a non-zero exit or a dropped link."""
+        assert self.conn is not None, "not connected"
+        out, err = _LineLogger(step, "stdout"), _LineLogger(step, "stderr")
+        script = command
+        if env:
+            exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+            script = exports + command
+        try:
+            result = self.conn.run(
+                f"bash -euo pipefail -c {shlex.quote(script)}",
+                out_stream=out,
+                err_stream=err,
+                timeout=timeout,
+                in_stream=False,
+            )
+        except UnexpectedExit as e:  # pragma: no cover - warn=True returns instead
+            result = e.result
+        except (TimeoutError, OSError, EOFError, paramiko.SSHException) as e:
+            raise ProvisionError(step, f"SSH connection to {self.host} dropped: {type(e).__name__}: {e}") from e
+        except Exception as e:  # invoke wraps thread failures (a dead channel) in ThreadException
+            if type(e).__name__ in ("ThreadException", "CommandTimedOut"):
+                raise ProvisionError(step, f"SSH connection to {self.host} failed: {e}") from e
+            raise
+        finally:
+            out.flush()
+            err.flush()
+        if result.exited != 0:
+            tail = "\n".join(err.tail[-5:] or out.tail[-5:])
+            raise ProvisionError(step, f"command exited {result.exited}: {command.splitlines()[0][:120]}\n{tail}")
+        return str(result.stdout)
+
+    def put(self, op: Put, *, step: str) -> None:
+        """Write a file atomically; content goes over stdin, so any size and bytes work."""
+        assert self.conn is not None
+        transport = self.conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ProvisionError(step, f"SSH connection to {self.host} dropped")
+        path = shlex.quote(op.path)
+        tmp = shlex.quote(op.path + ".capi-image.tmp")
+        cmd = f'mkdir -p "$(dirname {path})" && cat > {tmp} && chmod {op.mode:o} {tmp} && mv -f {tmp} {path}'
+        try:
+            chan = transport.open_session(timeout=self.connect_timeout)
+            chan.exec_command(cmd)
+            chan.sendall(op.content)
+            chan.shutdown_write()
+            status = chan.recv_exit_status()
+            err = chan.makefile_stderr("rb").read().decode(errors="replace")
+            chan.close()
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            raise ProvisionError(step, f"SSH connection to {self.host} dropped while writing {op.path}: {e}") from e
+        if status != 0:
+            raise ProvisionError(step, f"writing {op.path} failed ({status}): {err.strip()}")
+
+    def run_step(self, step: Step, *, timeout: float) -> StepTiming:
+        log.info("step.start", step=step.name, description=step.description)
+        t0 = time.monotonic()
+        ok = False
+        try:
+            for op in step.operations:
+                if isinstance(op, Put):
+                    self.put(op, step=step.name)
+                elif isinstance(op, Run):
+                    self.run(op.command, step=step.name, timeout=timeout, env=op.env or None)
+            ok = True
+        finally:
+            timing = StepTiming(step.name, round(time.monotonic() - t0, 3), ok)
+            self.timings.append(timing)
+            log.info("step.end", step=step.name, ok=ok, seconds=timing.seconds)
+        return timing
+
+    def run_plan(self, plan: Plan, *, timeout: float) -> list[StepTiming]:
+        for step in plan.steps:
+            self.run_step(step, timeout=timeout)
+        return self.timings
+
+
+def describe_plan(plan: Plan) -> list[dict[str, Any]]:
+    return [{"name": s.name, "description": s.description, "operations": len(s.operations)} for s in plan.steps]

@@ -1,0 +1,90 @@
+"""Versions from an image-builder var file, with image-builder's defaults for what it omits.
+
+The file is read as is (any image-builder var file works); unknown keys are kept so later steps
+can use them. Defaults are those of image-builder v0.1.48, the release the seed repo runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+# image-builder v0.1.48 defaults (packer/config/*.json) for keys a var file usually omits.
+IMAGE_BUILDER_DEFAULTS: dict[str, Any] = {
+    "kubernetes_source_type": "pkg",
+    "kubernetes_cni_source_type": "pkg",
+    "kubernetes_cni_semver": "v1.2.0",
+    "kubernetes_container_registry": "registry.k8s.io",
+    "kubernetes_http_source": "https://dl.k8s.io/release",
+    "kubernetes_cni_http_source": "https://github.com/containernetworking/plugins/releases/download",
+    "crictl_version": "1.32.0",
+    "crictl_source_type": "http",
+    "crictl_url": "https://github.com/kubernetes-sigs/cri-tools/releases/download",
+    "containerd_version": "1.7.29",
+    "containerd_url": "https://github.com/containerd/containerd/releases/download",
+    "runc_version": "1.2.8",
+    "runc_url": "https://github.com/opencontainers/runc/releases/download",
+    "pause_image": "registry.k8s.io/pause:3.10",
+    "containerd_cri_socket": "/var/run/containerd/containerd.sock",
+}
+
+_SEMVER = re.compile(r"^v\d+\.\d+\.\d+$")
+
+
+class Versions(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kubernetes_semver: str
+    kubernetes_series: str
+    kubernetes_deb_version: str
+    kubernetes_rpm_version: str | None = None
+    kubernetes_source_type: str
+    kubernetes_cni_semver: str
+    kubernetes_cni_source_type: str
+    kubernetes_container_registry: str
+    kubernetes_http_source: str
+    kubernetes_cni_http_source: str
+    crictl_version: str
+    crictl_source_type: str
+    crictl_url: str
+    containerd_version: str
+    containerd_url: str
+    runc_version: str
+    runc_url: str
+    pause_image: str
+    containerd_cri_socket: str
+
+    @field_validator("kubernetes_semver")
+    @classmethod
+    def _semver(cls, v: str) -> str:
+        if not _SEMVER.match(v):
+            raise ValueError(f"'{v}' is not a version like v1.31.4")
+        return v
+
+    @property
+    def kubernetes_minor(self) -> str:
+        return ".".join(self.kubernetes_semver.split(".")[:2])
+
+
+class VersionsError(ValueError):
+    pass
+
+
+def load_versions(path: Path) -> Versions:
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise VersionsError(f"versions var file {path} does not exist") from e
+    except json.JSONDecodeError as e:
+        raise VersionsError(f"versions var file {path} is not JSON: {e}") from e
+    if not isinstance(raw, dict):
+        raise VersionsError(f"versions var file {path} must hold a JSON object")
+    try:
+        return Versions.model_validate({**IMAGE_BUILDER_DEFAULTS, **raw})
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise VersionsError(f"versions var file {path}: {problems}") from e
