@@ -360,9 +360,7 @@ class Build:
         assert self.tracked.server_ip is not None
         self.session = Session(self.tracked.server_ip, self.login_key, self.host_key)
         session = self.session
-        self.cloud.poll(
-            "SSH", lambda: True if session.try_connect() else None, self.config.timeouts.ssh, first=2, cap=10
-        )
+        self.cloud.poll("SSH", lambda: True if session.try_connect() else None, self.config.timeouts.ssh, cap=10)
         self.log.info("ssh.connected", ip=self.tracked.server_ip)
         # Exit 2 means "done, with recoverable errors" (cloud-init >= 23.4): usable, but say so.
         status = session.run(
@@ -401,7 +399,7 @@ class Build:
             return True if self.cloud.call("get server", lambda: servers.get_by_id(sid)).status == "off" else None
 
         try:
-            self.cloud.poll("server off", off, self.config.timeouts.shutdown, first=1, cap=5)
+            self.cloud.poll("server off", off, self.config.timeouts.shutdown, cap=5)
             return
         except TimeoutError:
             self.log.warning("shutdown.timeout", seconds=self.config.timeouts.shutdown, note="powering off")
@@ -410,7 +408,7 @@ class Build:
             final = self.cloud.wait_action("poweroff server", action.id, self.config.timeouts.api_action)
             if final["status"] != "success":
                 raise CloudError("poweroff server", f"action ended in error: {final['error']}")
-        self.cloud.poll("server off", off, self.config.timeouts.api_action, first=1, cap=5)
+        self.cloud.poll("server off", off, self.config.timeouts.api_action, cap=5)
 
     def snapshot(self) -> None:
         assert self.tracked.server_id is not None
@@ -453,7 +451,7 @@ class Build:
                 raise
             return img if img.status == "available" else None
 
-        img = self.cloud.poll("snapshot available", available, self.config.timeouts.snapshot, first=1, cap=30)
+        img = self.cloud.poll("snapshot available", available, self.config.timeouts.snapshot, cap=30)
         self.image_size_gb = img.image_size
         self.log.info("snapshot.available", image_id=img.id, image_size_gb=img.image_size)
 
@@ -553,7 +551,7 @@ class Build:
         action = self._delete("delete server", lambda: servers.delete(Server(id=sid)))
         if action is not None and action.id is not None:
             self.cloud.wait_action("delete server", action.id, deadline)
-        self.cloud.poll(f"server {sid} deleted", gone, deadline, first=0.5, cap=5)
+        self.cloud.poll(f"server {sid} deleted", gone, deadline, cap=5)
         self.log.info("server.deleted", server_id=sid)
 
     def _delete_image(self, iid: int) -> None:
@@ -571,7 +569,7 @@ class Build:
                     return None  # still being created: wait until it can be deleted
                 raise
 
-        self.cloud.poll(f"snapshot {iid} deleted", attempt, self.config.timeouts.snapshot, first=1, cap=30)
+        self.cloud.poll(f"snapshot {iid} deleted", attempt, self.config.timeouts.snapshot, cap=30)
         self.log.info("snapshot.deleted", image_id=iid, reason="the build did not publish it")
 
     def _keep_for_debugging(self, server_ids: list[int]) -> None:

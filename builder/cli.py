@@ -62,7 +62,7 @@ def build(
             with target(config) as tgt:
                 logmod.redact(tgt.token)
                 client, counter = make_client(tgt.token, tgt.endpoint)
-                cloud = Cloud(client, counter, config.retry)
+                cloud = Cloud(client, counter, config.retry, poll_initial=config.polling.initial)
                 b = Build(config, cloud, endpoint=tgt.endpoint, build_id=build_id, keep_on_failure=keep_on_failure,
                           manifest_path=manifest, guard=guard)  # fmt: skip
                 with PhaseDisplay() as display:

@@ -85,11 +85,18 @@ def make_client(token: str, endpoint: str, *, timeout: tuple[float, float] = (10
 
 class Cloud:
     def __init__(
-        self, client: Client, counter: RequestCounter, retry: Retry, sleep: Callable[[float], None] = time.sleep
+        self,
+        client: Client,
+        counter: RequestCounter,
+        retry: Retry,
+        *,
+        poll_initial: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
         self.counter = counter
         self.retry = retry
+        self.poll_initial = poll_initial
         self.sleep = sleep
 
     def call(self, name: str, fn: Callable[[], T], *, recover: Callable[[], T | None] | None = None) -> T:
@@ -103,7 +110,9 @@ class Cloud:
 
         retrying = Retrying(
             stop=stop_after_attempt(self.retry.attempts),
-            wait=wait_exponential_jitter(initial=self.retry.initial_wait, max=self.retry.max_wait),
+            wait=wait_exponential_jitter(
+                multiplier=self.retry.initial_wait, max=self.retry.max_wait, jitter=self.retry.initial_wait
+            ),
             retry=retry_if_exception(is_transient),
             before_sleep=before_sleep,
             sleep=self.sleep,
@@ -136,7 +145,7 @@ class Cloud:
         """
         end = time.monotonic() + deadline
         start = time.monotonic()
-        backoff = 0.5
+        backoff = self.poll_initial
         while True:
             action = self.call(f"{name} (wait)", lambda: self.client.actions.get_by_id(action_id))
             if action.status != "running":
@@ -154,12 +163,10 @@ class Cloud:
                 backoff = min(backoff * 2, cap)
             self.sleep(max(0.2, min(delay, cap, end - now)))
 
-    def poll(
-        self, name: str, check: Callable[[], T | None], deadline: float, *, first: float = 0.5, cap: float = 10.0
-    ) -> T:
+    def poll(self, name: str, check: Callable[[], T | None], deadline: float, *, cap: float = 10.0) -> T:
         """Call ``check`` with exponential backoff until it returns something."""
         end = time.monotonic() + deadline
-        delay = first
+        delay = self.poll_initial
         while True:
             result = check()
             if result is not None:

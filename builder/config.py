@@ -54,6 +54,12 @@ class Retry(Strict):
     max_wait: float = Field(30.0, gt=0)
 
 
+class Polling(Strict):
+    """How often to look at something that is not done yet (actions use their progress)."""
+
+    initial: float = Field(0.5, gt=0, description="first delay, growing up to a cap")
+
+
 class ProjectConfig(Strict):
     name: str
     endpoint: str | None = Field(
@@ -71,6 +77,7 @@ class ProjectConfig(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     retry: Retry = Field(default_factory=Retry)
+    polling: Polling = Field(default_factory=Polling)
 
     @field_validator("os")
     @classmethod

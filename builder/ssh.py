@@ -126,7 +126,7 @@ class Session:
             script = exports + command
         try:
             result = self.conn.run(
-                f"bash -euo pipefail -c {shlex.quote(script)}",
+                f"bash --norc --noprofile -euo pipefail -c {shlex.quote(script)}",
                 out_stream=out,
                 err_stream=err,
                 timeout=timeout,

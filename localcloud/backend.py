@@ -38,8 +38,10 @@ DEFAULT_ACTION_TIMES: dict[str, float] = {
     "reset_server": 1.0,
     "create_image": 2.0,
     "delete_server": 1.0,
-    # Not an action: how long a stand-in guest takes to power off after the ACPI button.
+    # Not actions: how long a stand-in guest takes to power off after the ACPI button, and to
+    # answer one SSH command.
     "guest_shutdown": 1.0,
+    "stub_command": 0.0,
 }
 
 

@@ -7,7 +7,8 @@ Kinds:
 - ``drop``: close the connection without an answer, the call is not handled;
 - ``drop_after``: handle the call, then close the connection before the answer is sent
   (the client cannot know whether it took effect);
-- ``action_error``: handle the call, but every action it creates ends in ``error``.
+- ``action_error``: handle the call, but every action it creates ends in ``error``;
+- ``delay``: handle the call after ``seconds`` (a slow API).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import STATUS_BY_CODE
 
-FaultKind = Literal["error", "drop", "drop_after", "action_error"]
+FaultKind = Literal["error", "drop", "drop_after", "action_error", "delay"]
 
 
 class FaultSpec(BaseModel):
@@ -38,6 +39,7 @@ class FaultSpec(BaseModel):
     code: str = "server_error"
     message: str | None = None
     bare: bool = False  # error without a JSON body (e.g. a proxy's plain 429/503)
+    seconds: float = Field(default=1.0, ge=0, le=600)  # for kind "delay"
 
     @field_validator("path")
     @classmethod

@@ -40,7 +40,10 @@ def make_driver(settings: Settings) -> MachineDriver:
     if settings.backend == "stub":
         from .machines.stub import StubDriver
 
-        return StubDriver(guest_shutdown_seconds=settings.action_times.get("guest_shutdown", 1.0))
+        return StubDriver(
+            guest_shutdown_seconds=settings.action_times.get("guest_shutdown", 1.0),
+            command_seconds=settings.action_times.get("stub_command", 0.0),
+        )
     from .machines.qemu import QemuDriver
     from .paths import default_cache_dir
 

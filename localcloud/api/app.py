@@ -3,6 +3,7 @@ admin API under ``/__localcloud/``."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -183,6 +184,10 @@ class Gate:
                 if _abort_connection(send):
                     return
                 await _error_response(APIError("server_error", "connection dropped"))(scope, receive, send_wrapper)
+                return
+            if kind == "delay":
+                await asyncio.sleep(rule.spec.seconds)
+                await self.app(scope, receive, send_wrapper)
                 return
             if kind == "action_error":
                 token_ctx = ACTION_FAULT.set(

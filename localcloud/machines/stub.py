@@ -89,9 +89,10 @@ class _StubMachine:
 
 
 class _Interface(paramiko.ServerInterface):
-    def __init__(self, machine: _StubMachine, on_command: Any) -> None:
+    def __init__(self, machine: _StubMachine, on_command: Any, command_seconds: float) -> None:
         self.machine = machine
         self.on_command = on_command
+        self.command_seconds = command_seconds
         self.user = ""
 
     def get_allowed_auths(self, username: str) -> str:
@@ -119,7 +120,7 @@ class _Interface(paramiko.ServerInterface):
     def _answer(self, channel: paramiko.Channel, command: str) -> None:
         # Drain stdin until the client signals EOF or goes quiet, so uploads piped in are recorded.
         data = bytearray()
-        channel.settimeout(0.3)
+        channel.settimeout(0.05)
         try:
             while True:
                 chunk = channel.recv(65536)
@@ -130,6 +131,8 @@ class _Interface(paramiko.ServerInterface):
             pass
         rec = Recorded(time.time(), self.user, command, bytes(data))
         self.machine.log.append(rec)
+        if self.command_seconds > 0:
+            time.sleep(self.command_seconds)
         try:
             channel.send_exit_status(0)
             channel.shutdown_write()
@@ -144,8 +147,11 @@ class StubDriver:
 
     kind = "stub"
 
-    def __init__(self, *, guest_shutdown_seconds: float = 1.0, ssh_port: int = 22) -> None:
+    def __init__(
+        self, *, guest_shutdown_seconds: float = 1.0, command_seconds: float = 0.0, ssh_port: int = 22
+    ) -> None:
         self.guest_shutdown_seconds = guest_shutdown_seconds
+        self.command_seconds = command_seconds
         self.ssh_port = ssh_port
         self.machines: dict[int, _StubMachine] = {}
         self._power_off_cb: PowerOffCallback = lambda _sid: None
@@ -205,7 +211,7 @@ class StubDriver:
             try:
                 t = paramiko.Transport(conn)
                 t.add_server_key(m.host_key)
-                t.start_server(server=_Interface(m, self._on_command))
+                t.start_server(server=_Interface(m, self._on_command, self.command_seconds))
                 m.transports.append(t)
             except (paramiko.SSHException, EOFError, OSError):
                 conn.close()

@@ -1,0 +1,90 @@
+"""Helpers for builder tests: projects pointed at an in-process localcloud, and leak checks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder.build import Build, BuildResult
+from builder.cloud import Cloud, make_client
+from builder.config import REPO_ROOT, ProjectConfig, Retry, Timeouts
+from localcloud.server import LocalCloud, Settings
+
+# Builds against the stub backend: short modelled actions, instant stand-in commands.
+BUILD_TIMES = {
+    "create_server": 0.05,
+    "start_server": 0.05,
+    "stop_server": 0.05,
+    "shutdown_server": 0.05,
+    "create_image": 0.1,
+    "delete_server": 0.05,
+    "guest_shutdown": 0.1,
+}
+FAST_RETRY = Retry(attempts=6, initial_wait=0.01, max_wait=0.05)
+FAST_TIMEOUTS = Timeouts(api_action=20, ssh=20, cloud_init=20, shutdown=2, snapshot=20, step=20)
+VERSIONS = REPO_ROOT / "config/vars/k8s-1.31.json"
+
+
+def stub_cloud(**times: float) -> LocalCloud:
+    return LocalCloud(Settings(backend="stub", action_times={**BUILD_TIMES, **times}, record_exchanges=True))
+
+
+def project(endpoint: str, **overrides: Any) -> ProjectConfig:
+    data: dict[str, Any] = {
+        "name": "test",
+        "endpoint": endpoint,
+        "location": "fsn1",
+        "server_type": "cpx22",
+        "os": "ubuntu-2404",
+        "versions": VERSIONS,
+        "timeouts": FAST_TIMEOUTS,
+        "retry": FAST_RETRY,
+        "polling": {"initial": 0.02},
+        "labels": {"team": "platform"},
+    }
+    data.update(overrides)
+    return ProjectConfig.model_validate(data)
+
+
+@dataclass
+class Outcome:
+    result: BuildResult | None
+    error: BaseException | None
+    manifest: dict[str, Any]
+    build_id: str
+
+
+def run_build(lc: LocalCloud, cfg: ProjectConfig, tmp: Path, token: str = "test-token", **kw: Any) -> Outcome:
+    client, counter = make_client(token, lc.endpoint)
+    b = Build(
+        cfg,
+        Cloud(client, counter, cfg.retry, poll_initial=cfg.polling.initial),
+        endpoint=lc.endpoint,
+        manifest_path=tmp / "manifest.json",
+        **kw,
+    )
+    try:
+        return Outcome(b.run(), None, json.loads(b.manifest_path.read_text()), b.build_id)
+    except BaseException as e:  # the tests inspect every kind of failure
+        manifest = json.loads(b.manifest_path.read_text()) if b.manifest_path.exists() else {}
+        return Outcome(None, e, manifest, b.build_id)
+
+
+def leftovers(lc: LocalCloud) -> dict[str, list[Any]]:
+    """What a build must not leave behind: servers, SSH keys, unpublished snapshots."""
+    state = lc.admin().state()
+    snapshots = [i for i in state["images"] if i["type"] == "snapshot"]
+    return {
+        "servers": [s["name"] for s in state["servers"]],
+        "ssh_keys": [k["name"] for k in state["ssh_keys"]],
+        "unpublished": [i["id"] for i in snapshots if "caph-image-name" not in i["labels"]],
+    }
+
+
+def snapshots(lc: LocalCloud) -> list[dict[str, Any]]:
+    return [i for i in lc.admin().state()["images"] if i["type"] == "snapshot"]
+
+
+NO_LEAKS: dict[str, list[Any]] = {"servers": [], "ssh_keys": [], "unpublished": []}

@@ -1,0 +1,154 @@
+"""Every API call of a build x every kind of fault: transient ones are absorbed, the others fail
+the build with a message naming the call, and nothing is ever leaked or duplicated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder.build import CleanupIncompleteError
+from builder.cloud import Cloud, CloudError, make_client
+from builder.gc import collect
+from localcloud.server import LocalCloud
+
+from .buildkit import FAST_RETRY, NO_LEAKS, leftovers, project, run_build, snapshots, stub_cloud
+
+# (name in error messages, method, path regex) for every call a build makes.
+CALLS: list[tuple[str, str, str]] = [
+    ("look up server type", "GET", r"^/v1/server_types$"),
+    ("look up location", "GET", r"^/v1/locations$"),
+    ("look up image", "GET", r"^/v1/images$"),
+    ("create SSH key", "POST", r"^/v1/ssh_keys$"),
+    ("create server", "POST", r"^/v1/servers$"),
+    ("wait for an action", "GET", r"^/v1/actions/\d+$"),
+    ("get server", "GET", r"^/v1/servers/\d+$"),
+    ("shutdown server", "POST", r"/actions/shutdown$"),
+    ("create image", "POST", r"/actions/create_image$"),
+    ("get image", "GET", r"^/v1/images/\d+$"),
+    ("publish image", "PUT", r"^/v1/images/\d+$"),
+    ("delete server", "DELETE", r"^/v1/servers/\d+$"),
+    ("delete SSH key", "DELETE", r"^/v1/ssh_keys/\d+$"),
+    ("find servers", "GET", r"^/v1/servers$"),
+    ("find SSH keys", "GET", r"^/v1/ssh_keys$"),
+]
+
+TRANSIENT: dict[str, dict[str, Any]] = {
+    "429": {"code": "rate_limit_exceeded"},
+    "429-bare": {"status": 429, "bare": True},
+    "503": {"code": "unavailable"},
+    "500": {"code": "server_error"},
+    "409": {"code": "conflict"},
+    "423": {"code": "locked"},
+    "drop": {"kind": "drop"},
+}
+
+# Calls that create an action, and what the build does when that action ends in error.
+ACTION_ERRORS: list[tuple[str, str, str, str | None]] = [
+    ("create server", "POST", r"^/v1/servers$", "create server"),
+    ("shutdown server", "POST", r"/actions/shutdown$", None),  # falls back to poweroff
+    ("create image", "POST", r"/actions/create_image$", "create image"),
+    ("delete server", "DELETE", r"^/v1/servers/\d+$", None),  # cleanup asks again
+]
+
+
+@pytest.fixture
+def lc():
+    with stub_cloud() as cloud:
+        yield cloud
+
+
+def _check_no_leaks_no_duplicates(lc: LocalCloud, succeeded: bool) -> None:
+    assert leftovers(lc) == NO_LEAKS
+    assert len(snapshots(lc)) == (1 if succeeded else 0)
+
+
+@pytest.mark.parametrize("fault", list(TRANSIENT))
+@pytest.mark.parametrize(("call", "method", "path"), CALLS, ids=[c[0] for c in CALLS])
+def test_transient_fault_is_absorbed(
+    lc: LocalCloud, tmp_path: Path, call: str, method: str, path: str, fault: str
+) -> None:
+    rule = lc.admin().add_fault(method=method, path=path, **TRANSIENT[fault])
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert out.error is None, f"{call} x {fault}: {out.error}"
+    assert [f["fired"] for f in lc.admin().faults() if f["id"] == rule["id"]] == [1], "the fault never fired"
+    _check_no_leaks_no_duplicates(lc, succeeded=True)
+
+
+@pytest.mark.parametrize(
+    ("call", "method", "path"), [c for c in CALLS if c[1] != "GET"], ids=[c[0] for c in CALLS if c[1] != "GET"]
+)
+def test_lost_answer_never_duplicates(lc: LocalCloud, tmp_path: Path, call: str, method: str, path: str) -> None:
+    """The call takes effect, the answer is lost: the retry must find what the first one made."""
+    lc.admin().add_fault(method=method, path=path, kind="drop_after")
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert out.error is None, f"{call}: {out.error}"
+    _check_no_leaks_no_duplicates(lc, succeeded=True)
+    posts = [
+        r for r in lc.admin().requests() if r["method"] == "POST" and r["path"] == "/v1/servers" and r["status"] < 300
+    ]
+    assert len(posts) == 1
+
+
+@pytest.mark.parametrize(("call", "method", "path", "fails_as"), ACTION_ERRORS, ids=[a[0] for a in ACTION_ERRORS])
+def test_action_ending_in_error(
+    lc: LocalCloud, tmp_path: Path, call: str, method: str, path: str, fails_as: str | None
+) -> None:
+    lc.admin().add_fault(method=method, path=path, kind="action_error")
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    if fails_as is None:
+        assert out.error is None, f"{call}: {out.error}"
+    else:
+        assert isinstance(out.error, CloudError), out.error
+        assert fails_as in str(out.error)
+        assert out.manifest["result"] == "failure"
+        assert out.manifest["cleanup"] == "complete"
+    _check_no_leaks_no_duplicates(lc, succeeded=fails_as is None)
+
+
+@pytest.mark.parametrize(
+    ("call", "method", "path"),
+    [
+        c
+        for c in CALLS
+        if c[0] in ("look up server type", "create SSH key", "create server", "create image", "get server")
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " in v else "",
+)
+def test_persistent_fault_fails_naming_the_call(
+    lc: LocalCloud, tmp_path: Path, call: str, method: str, path: str
+) -> None:
+    # Only the build's own use of the call fails for good; cleanup's deletes still work.
+    lc.admin().add_fault(method=method, path=path, times=0, code="unavailable")
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert isinstance(out.error, CloudError), out.error
+    assert str(out.error).startswith(call), str(out.error)
+    assert "unavailable" in str(out.error)
+    if call != "get server":
+        _check_no_leaks_no_duplicates(lc, succeeded=False)
+    else:  # cleanup cannot confirm deletion without GET /servers/{id}; gc does it later
+        lc.admin().clear_faults()
+        _gc_everything(lc)
+        _check_no_leaks_no_duplicates(lc, succeeded=False)
+
+
+def test_undeletable_resources_are_reported_and_gc_removes_them(lc: LocalCloud, tmp_path: Path) -> None:
+    lc.admin().add_fault(method="DELETE", path=r"^/v1/ssh_keys/\d+$", times=0, code="unavailable")
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert isinstance(out.error, CleanupIncompleteError)
+    assert "capi-image gc" in str(out.error)
+    assert out.manifest["cleanup"].startswith("incomplete")
+    assert leftovers(lc)["ssh_keys"] == [f"capi-image-{out.build_id}"]
+    lc.admin().clear_faults()
+    _gc_everything(lc)
+    assert leftovers(lc) == NO_LEAKS
+    assert len(snapshots(lc)) == 1  # the published image is not garbage
+
+
+def _gc_everything(lc: LocalCloud) -> None:
+    import datetime as dt
+
+    client, counter = make_client("test-token", lc.endpoint)
+    report = collect(Cloud(client, counter, FAST_RETRY), dt.timedelta(0))
+    assert report.failed == []
