@@ -10,7 +10,9 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap genisoimage e2fsprogs hcloud-cli openssh-client python3-venv ca-certificates
 SYSTEM_TOOLS := qemu-system-x86_64 qemu-img mmdebstrap genisoimage debugfs mkfs.ext4 hcloud ssh
 
-.PHONY: help setup system-deps python-deps base-image test lint format serve clean
+BUILD_ARGS ?=
+
+.PHONY: help setup system-deps python-deps base-image test lint format serve image bench gc images clean
 
 help:
 	@echo "make image PROJECT=NAME  build a node image (PROJECT=local: against localcloud, no account)"
@@ -18,6 +20,9 @@ help:
 	@echo "make lint                ruff + mypy"
 	@echo "make base-image          build localcloud's debian-12 base image (cached)"
 	@echo "make serve               localcloud with real VMs on a free port"
+	@echo "make gc PROJECT=NAME     delete leftovers of crashed builds (BUILD_ARGS='--older-than 0s')"
+	@echo "make images PROJECT=NAME list the snapshots capi-image built"
+	@echo "make bench               API requests and overhead vs a Packer-like client"
 	@echo "make setup               system packages + virtualenv only"
 
 system-deps:
@@ -54,6 +59,25 @@ lint: python-deps
 format: python-deps
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The local project builds against localcloud's real VMs: it needs the base image.
+ifeq ($(PROJECT),local)
+IMAGE_DEPS := setup base-image
+else
+IMAGE_DEPS := python-deps
+endif
+
+image: $(IMAGE_DEPS)
+	$(VENV)/bin/capi-image build --project $(PROJECT) $(BUILD_ARGS)
+
+gc: python-deps
+	$(VENV)/bin/capi-image gc --project $(PROJECT) $(BUILD_ARGS)
+
+images: python-deps
+	$(VENV)/bin/capi-image images --project $(PROJECT)
+
+bench: python-deps
+	$(PY) -m builder.bench $(BENCH_ARGS)
 
 serve: base-image
 	$(PY) -m localcloud serve --backend qemu --state-dir .state/localcloud

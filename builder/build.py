@@ -544,11 +544,21 @@ class Build:
                 raise
             if s.status != "deleting" and not s.locked:
                 # A failed delete action leaves the server: ask again.
-                action = self._delete("delete server", lambda: servers.delete(s))
-                self.log.info("server.delete_requested", server_id=sid, action=getattr(action, "id", None))
+                request()
             return None
 
-        action = self._delete("delete server", lambda: servers.delete(Server(id=sid)))
+        def request() -> list[Any] | None:
+            """Ask for deletion; None while the server is locked by a running action (e.g. the
+            build was interrupted while the server was still being created)."""
+            try:
+                return [self._delete("delete server", lambda: servers.delete(Server(id=sid)))]
+            except CloudError as e:
+                if isinstance(e.__cause__, APIException) and e.__cause__.code == "locked":
+                    return None
+                raise
+
+        [action] = self.cloud.poll(f"server {sid} unlocked", request, deadline)
+        self.log.info("server.delete_requested", server_id=sid, action=getattr(action, "id", None))
         if action is not None and action.id is not None:
             self.cloud.wait_action("delete server", action.id, deadline)
         self.cloud.poll(f"server {sid} deleted", gone, deadline, cap=5)

@@ -88,3 +88,31 @@ def snapshots(lc: LocalCloud) -> list[dict[str, Any]]:
 
 
 NO_LEAKS: dict[str, list[Any]] = {"servers": [], "ssh_keys": [], "unpublished": []}
+
+
+def write_project(config_dir: Path, name: str, text: str) -> Path:
+    """A config dir for the CLI (CAPI_IMAGE_CONFIG_DIR) with one project file."""
+    (config_dir / "projects").mkdir(parents=True, exist_ok=True)
+    path = config_dir / "projects" / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+STUB_PROJECT = f"""\
+location: fsn1
+server_type: cpx22
+os: ubuntu-2404
+versions: {VERSIONS}
+labels:
+  team: platform
+timeouts: {{api_action: 30, ssh: 30, cloud_init: 30, shutdown: 5, snapshot: 30, step: 30}}
+retry: {{attempts: 6, initial_wait: 0.01, max_wait: 0.05}}
+polling: {{initial: 0.05}}
+"""
+
+
+def cli_env(config_dir: Path, endpoint: str, token: str = "test-token") -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HCLOUD_")}
+    return {**env, "CAPI_IMAGE_CONFIG_DIR": str(config_dir), "HCLOUD_ENDPOINT": endpoint, "HCLOUD_TOKEN": token}
