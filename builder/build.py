@@ -110,6 +110,7 @@ class Build:
         self.base_image: BoundImage | None = None
         self.root_used_bytes: int | None = None
         self.image_size_gb: float | None = None
+        self._failed = False
         self.kept_server_hint: str | None = None
         self.log = log.bind(build_id=self.build_id)
 
@@ -280,14 +281,16 @@ class Build:
                 ) from e
             raise
 
-    def _caph_matches(self, exclude: int | None = None) -> list[int]:
-        """Images CAPH would find for our name: label caph-image-name==V, plus name V."""
+    def _caph_matches(self, exclude: int | None = None, *, by_name: bool = True) -> list[int]:
+        """Images CAPH would find for our name: label caph-image-name==V, plus name V (only
+        system images have names, so the name query is skipped once preflight has done it)."""
         images = self.cloud.client.images
 
         def lookup() -> list[int]:
-            by_label = images.get_all(label_selector=f"{CAPH_LABEL}=={self.image_name}", architecture=[self.arch])
-            by_name = images.get_all(name=self.image_name, architecture=[self.arch])
-            return sorted({i.id for i in [*by_label, *by_name] if i.id != exclude and i.id is not None})
+            found = images.get_all(label_selector=f"{CAPH_LABEL}=={self.image_name}", architecture=[self.arch])
+            if by_name:
+                found += images.get_all(name=self.image_name, architecture=[self.arch])
+            return sorted({i.id for i in found if i.id != exclude and i.id is not None})
 
         return self.cloud.call("check caph-image-name", lookup)
 
@@ -459,7 +462,7 @@ class Build:
         """Only now does the snapshot get the label CAPH resolves: CAPH does not look at image
         status, so a labelled snapshot still `creating` could be picked up too early."""
         assert self.tracked.image_id is not None
-        clash = self._caph_matches(exclude=self.tracked.image_id)
+        clash = self._caph_matches(exclude=self.tracked.image_id, by_name=False)
         if clash:
             raise CloudError("publish", f"{CAPH_LABEL} '{self.image_name}' appeared on image(s) {clash} meanwhile")
         images = self.cloud.client.images
@@ -475,6 +478,7 @@ class Build:
         transient errors; a resource is done only when the API says it is gone."""
         if self.session is not None:
             self.session.close()
+        self._failed = failed
         client = self.cloud.client
         problems: list[str] = []
 
@@ -517,10 +521,12 @@ class Build:
             )
 
     def _ids(self, tracked: int | None, name: str, lister: Callable[[], list[Any]]) -> list[int]:
-        """The tracked id plus whatever carries this build's labels (a lost answer, a recovery)."""
+        """The tracked id plus whatever carries this build's labels. The label search is a net
+        for what a failed or retried call may have created; a clean run knows all its ids."""
         ids = {tracked} if tracked else set()
-        with contextlib.suppress(CloudError):
-            ids |= {r.id for r in self.cloud.call(name, lister) if r.id is not None}
+        if self._failed or self.cloud.retries:
+            with contextlib.suppress(CloudError):
+                ids |= {r.id for r in self.cloud.call(name, lister) if r.id is not None}
         return sorted(i for i in ids if i)
 
     def _delete(self, name: str, fn: Callable[[], Any]) -> Any:

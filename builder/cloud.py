@@ -98,6 +98,7 @@ class Cloud:
         self.retry = retry
         self.poll_initial = poll_initial
         self.sleep = sleep
+        self.retries = 0  # transient errors absorbed so far
 
     def call(self, name: str, fn: Callable[[], T], *, recover: Callable[[], T | None] | None = None) -> T:
         """Run ``fn``, retrying transient errors. Before a retry, ``recover()`` may return the
@@ -122,6 +123,8 @@ class Cloud:
             for att in retrying:
                 with att:
                     attempt += 1
+                    if attempt > 1:
+                        self.retries += 1
                     if attempt > 1 and recover is not None:
                         found = recover()
                         if found is not None:
@@ -156,8 +159,10 @@ class Cloud:
             elapsed = now - start
             progress = action.progress or 0
             if 0 < progress < 100 and elapsed > 0.2:
-                # Time left if progress is linear; a small margin lands just after completion.
-                delay = elapsed * (100 - progress) / progress + 0.25
+                # Progress is a whole percent: the true value lies in [p, p+1). Sleeping until
+                # the earliest completion that allows (linear progress) never overshoots by
+                # more than the margin, and each look narrows the estimate.
+                delay = elapsed * 100 / (progress + 1) - elapsed + 0.1
             else:
                 delay = backoff
                 backoff = min(backoff * 2, cap)

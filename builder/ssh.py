@@ -146,7 +146,9 @@ class Session:
         transport = self.conn.client.get_transport()
         if result.exited == -1 or transport is None or not transport.is_active():
             # paramiko reports -1 when the channel closed without an exit status.
-            raise ProvisionError(step, f"SSH connection to {self.host} dropped while running: {command.splitlines()[0][:120]}")
+            raise ProvisionError(
+                step, f"SSH connection to {self.host} dropped while running: {command.splitlines()[0][:120]}"
+            )
         if result.exited != 0:
             tail = "\n".join(err.tail[-5:] or out.tail[-5:])
             raise ProvisionError(step, f"command exited {result.exited}: {command.splitlines()[0][:120]}\n{tail}")

@@ -30,8 +30,6 @@ CALLS: list[tuple[str, str, str]] = [
     ("publish image", "PUT", r"^/v1/images/\d+$"),
     ("delete server", "DELETE", r"^/v1/servers/\d+$"),
     ("delete SSH key", "DELETE", r"^/v1/ssh_keys/\d+$"),
-    ("find servers", "GET", r"^/v1/servers$"),
-    ("find SSH keys", "GET", r"^/v1/ssh_keys$"),
 ]
 
 TRANSIENT: dict[str, dict[str, Any]] = {
@@ -144,6 +142,20 @@ def test_undeletable_resources_are_reported_and_gc_removes_them(lc: LocalCloud, 
     _gc_everything(lc)
     assert leftovers(lc) == NO_LEAKS
     assert len(snapshots(lc)) == 1  # the published image is not garbage
+
+
+@pytest.mark.parametrize("fault", ["503", "drop", "429-bare"])
+@pytest.mark.parametrize(("call", "path"), [("find servers", r"^/v1/servers$"), ("find SSH keys", r"^/v1/ssh_keys$")])
+def test_cleanup_label_search_survives_transient_faults(lc: LocalCloud, tmp_path: Path, call: str, path: str, fault: str) -> None:
+    """After a failure, cleanup also searches by label; those list calls are retried too."""
+    lc.admin().add_fault(method="POST", path=r"/actions/create_image$", kind="action_error")
+    rule = lc.admin().add_fault(method="GET", path=path, **TRANSIENT[fault])
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert isinstance(out.error, CloudError)
+    assert "create image" in str(out.error)
+    assert out.manifest["cleanup"] == "complete"
+    assert [f["fired"] for f in lc.admin().faults() if f["id"] == rule["id"]] == [1]
+    _check_no_leaks_no_duplicates(lc, succeeded=False)
 
 
 def _gc_everything(lc: LocalCloud) -> None:

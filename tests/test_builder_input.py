@@ -24,7 +24,18 @@ def lc() -> Iterator[LocalCloud]:
 def build(tmp: Path, lc: LocalCloud, text: str, token: str = "good-token") -> subprocess.CompletedProcess[str]:
     write_project(tmp / "config", "p", text)
     return subprocess.run(
-        [sys.executable, "-m", "builder.cli", "build", "--project", "p", "--log-format", "json", "--manifest", str(tmp / "m.json")],
+        [
+            sys.executable,
+            "-m",
+            "builder.cli",
+            "build",
+            "--project",
+            "p",
+            "--log-format",
+            "json",
+            "--manifest",
+            str(tmp / "m.json"),
+        ],
         env=cli_env(tmp / "config", lc.endpoint, token),
         capture_output=True,
         text=True,
@@ -39,14 +50,34 @@ def mutating(lc: LocalCloud) -> list[str]:
 CASES = [
     ("malformed-yaml", "location: fsn1\nserver_type: [cpx22\n", "good-token", "is not valid YAML"),
     ("unknown-field", STUB_PROJECT + "colour: blue\n", "good-token", "colour: Extra inputs are not permitted"),
-    ("unknown-os", STUB_PROJECT.replace("os: ubuntu-2404", "os: windows-11"), "good-token", "unknown OS profile 'windows-11'"),
+    (
+        "unknown-os",
+        STUB_PROJECT.replace("os: ubuntu-2404", "os: windows-11"),
+        "good-token",
+        "unknown OS profile 'windows-11'",
+    ),
     ("bad-template", STUB_PROJECT + "image_name: '{nope}'\n", "good-token", "unknown placeholder(s) ['nope']"),
-    ("invalid-label", STUB_PROJECT.replace("team: platform", "team: v1.31+k3s"), "good-token", "label team='v1.31+k3s' is invalid"),
+    (
+        "invalid-label",
+        STUB_PROJECT.replace("team: platform", "team: v1.31+k3s"),
+        "good-token",
+        "label team='v1.31+k3s' is invalid",
+    ),
     ("long-label", STUB_PROJECT.replace("team: platform", "team: " + "x" * 64), "good-token", "longer than 63"),
     ("server-type", STUB_PROJECT.replace("cpx22", "cx99"), "good-token", "server type 'cx99' does not exist"),
     ("location", STUB_PROJECT.replace("fsn1", "mars1"), "good-token", "location 'mars1' does not exist"),
-    ("image", STUB_PROJECT + "image: windows-11\n", "good-token", "image 'windows-11' does not exist for architecture x86"),
-    ("arch-mismatch", STUB_PROJECT + "architecture: arm\n", "good-token", "server type cpx22 is x86, the project asks for arm"),
+    (
+        "image",
+        STUB_PROJECT + "image: windows-11\n",
+        "good-token",
+        "image 'windows-11' does not exist for architecture x86",
+    ),
+    (
+        "arch-mismatch",
+        STUB_PROJECT + "architecture: arm\n",
+        "good-token",
+        "server type cpx22 is x86, the project asks for arm",
+    ),
     ("not-offered", STUB_PROJECT.replace("cpx22", "cx23").replace("fsn1", "ash"), "good-token", "not offered in ash"),
     ("versions", STUB_PROJECT.replace(str(VERSIONS), "/nonexistent/k8s.json"), "good-token", "does not exist"),
     ("wrong-token", STUB_PROJECT, "bad-token", "rejected the token in $HCLOUD_TOKEN"),
@@ -54,7 +85,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("case", "text", "token", "message"), CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_refused_before_spending(lc: LocalCloud, tmp_path: Path, case: str, text: str, token: str, message: str) -> None:
+def test_bad_input_is_refused_before_spending(
+    lc: LocalCloud, tmp_path: Path, case: str, text: str, token: str, message: str
+) -> None:
     r = build(tmp_path, lc, text, token)
     assert r.returncode == 2, r.stderr[-2000:]
     assert message in r.stderr, r.stderr[-2000:]
@@ -66,7 +99,9 @@ def test_missing_token_for_a_real_endpoint(tmp_path: Path) -> None:
     write_project(tmp_path / "config", "p", STUB_PROJECT + "endpoint: https://api.example.invalid/v1\n")
     env = cli_env(tmp_path / "config", "")
     del env["HCLOUD_ENDPOINT"], env["HCLOUD_TOKEN"]
-    r = subprocess.run([sys.executable, "-m", "builder.cli", "build", "-p", "p"], env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "builder.cli", "build", "-p", "p"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2
     assert "$HCLOUD_TOKEN is not set" in r.stderr
 

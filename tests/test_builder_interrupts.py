@@ -48,7 +48,18 @@ def lc() -> Iterator[LocalCloud]:
 def start_build(tmp: Path, lc: LocalCloud) -> subprocess.Popen[str]:
     write_project(tmp / "config", "p", STUB_PROJECT)
     return subprocess.Popen(
-        [sys.executable, "-m", "builder.cli", "build", "-p", "p", "--log-format", "json", "--manifest", str(tmp / "m.json")],
+        [
+            sys.executable,
+            "-m",
+            "builder.cli",
+            "build",
+            "-p",
+            "p",
+            "--log-format",
+            "json",
+            "--manifest",
+            str(tmp / "m.json"),
+        ],
         env=cli_env(tmp / "config", lc.endpoint),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -72,7 +83,9 @@ def wait_for_phase(proc: subprocess.Popen[str], phase: str, timeout: float = 60)
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("phase", PHASES)
-def test_interrupt_in_every_phase_leaks_nothing(lc: LocalCloud, tmp_path: Path, phase: str, sig: signal.Signals) -> None:
+def test_interrupt_in_every_phase_leaks_nothing(
+    lc: LocalCloud, tmp_path: Path, phase: str, sig: signal.Signals
+) -> None:
     if phase in PHASE_DELAYS:
         method, path = PHASE_DELAYS[phase]
         lc.admin().add_fault(method=method, path=path, kind="delay", seconds=1.5)
@@ -115,7 +128,11 @@ def test_sigkill_leftovers_are_collected_by_gc(lc: LocalCloud, tmp_path: Path) -
     assert len(left["ssh_keys"]) == 1
     env = cli_env(tmp_path / "config", lc.endpoint)
     young = subprocess.run(
-        [sys.executable, "-m", "builder.cli", "gc", "-p", "p", "--log-format", "json"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "builder.cli", "gc", "-p", "p", "--log-format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert young.returncode == 0, young.stderr[-2000:]
     assert leftovers(lc) == left  # younger than the default 2h: spared, a build may be running

@@ -17,7 +17,17 @@ from builder.cloud import make_client
 from builder.ssh import ProvisionError
 from localcloud.server import LocalCloud
 
-from .buildkit import NO_LEAKS, STUB_PROJECT, cli_env, leftovers, project, run_build, snapshots, stub_cloud, write_project
+from .buildkit import (
+    NO_LEAKS,
+    STUB_PROJECT,
+    cli_env,
+    leftovers,
+    project,
+    run_build,
+    snapshots,
+    stub_cloud,
+    write_project,
+)
 
 
 @pytest.fixture
@@ -52,7 +62,18 @@ def test_token_never_reaches_logs_output_or_manifest(tmp_path: Path) -> None:
     with stub_cloud() as lc:
         write_project(tmp_path / "config", "p", STUB_PROJECT)
         r = subprocess.run(
-            [sys.executable, "-m", "builder.cli", "build", "-p", "p", "--log-format", "json", "--manifest", str(tmp_path / "m.json")],
+            [
+                sys.executable,
+                "-m",
+                "builder.cli",
+                "build",
+                "-p",
+                "p",
+                "--log-format",
+                "json",
+                "--manifest",
+                str(tmp_path / "m.json"),
+            ],
             env=cli_env(tmp_path / "config", lc.endpoint, token=SECRET),
             capture_output=True,
             text=True,

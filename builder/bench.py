@@ -1,0 +1,138 @@
+"""``make bench``: API requests and orchestration overhead of a build, side by side with a
+Packer-like client, against localcloud with modelled action times.
+
+Model (seconds, multiplied by --factor): create 20, shutdown 10, snapshot 180. The Packer-like
+client does what packer-plugin-hcloud does: the same calls, every action polled every 500 ms,
+shutdown judged by its action only. Overhead = wall time - modelled cloud time. Machines are
+localcloud's stand-ins, so provisioning costs only the SSH round trips.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from hcloud import Client
+from hcloud.images import Image
+from hcloud.locations import Location
+from hcloud.server_types import ServerType
+from rich.console import Console
+from rich.table import Table
+
+from localcloud.server import LocalCloud, Settings
+
+from . import log as logmod
+from .build import Build
+from .cloud import Cloud, make_client
+from .config import REPO_ROOT, ProjectConfig, Retry
+from .keys import KeyPair
+
+MODEL = {"create": 20.0, "shutdown": 10.0, "snapshot": 180.0}
+
+
+@dataclass
+class Row:
+    client: str
+    requests: int
+    wall: float
+    modelled: float
+
+    @property
+    def overhead(self) -> float:
+        return self.wall - self.modelled
+
+
+def action_times(factor: float) -> dict[str, float]:
+    return {
+        "create_server": MODEL["create"] * factor,
+        "start_server": 0.0,
+        "shutdown_server": MODEL["shutdown"] * factor,
+        "guest_shutdown": MODEL["shutdown"] * factor,  # off when the shutdown action ends
+        "stop_server": 0.0,
+        "create_image": MODEL["snapshot"] * factor,
+        "delete_server": 0.0,
+    }
+
+
+def ours(lc: LocalCloud, factor: float, tmp: Path) -> Row:
+    cfg = ProjectConfig.model_validate(
+        {
+            "name": "bench",
+            "endpoint": lc.endpoint,
+            "location": "fsn1",
+            "server_type": "cpx22",
+            "os": "ubuntu-2404",
+            "versions": REPO_ROOT / "config/vars/k8s-1.31.json",
+        }
+    )
+    client, counter = make_client("bench", lc.endpoint)
+    lc.admin().clear_requests()
+    t0 = time.monotonic()
+    Build(cfg, Cloud(client, counter, Retry()), endpoint=lc.endpoint, manifest_path=tmp / "bench.json").run()
+    wall = time.monotonic() - t0
+    return Row("capi-image", len(lc.admin().requests()), wall, sum(MODEL.values()) * factor)
+
+
+def packer_like(lc: LocalCloud, factor: float) -> Row:
+    """packer-plugin-hcloud's sequence with hcloud-go's WaitFor at a constant 500 ms."""
+    client = Client(token="bench", api_endpoint=lc.endpoint, timeout=30)
+    lc.admin().clear_requests()
+    t0 = time.monotonic()
+
+    def wait(action_id: int) -> None:
+        while client.actions.get_by_id(action_id).status == "running":
+            time.sleep(0.5)
+
+    key = client.ssh_keys.create(name=f"packer-{time.time_ns()}", public_key=KeyPair.generate().public_openssh)
+    r = client.servers.create(
+        name=f"packer-{time.time_ns()}",
+        server_type=ServerType(name="cpx22"),
+        image=Image(name="ubuntu-24.04"),
+        location=Location(name="fsn1"),
+        ssh_keys=[key],
+    )
+    for a in [r.action, *(r.next_actions or [])]:
+        assert a is not None and a.id is not None
+        wait(a.id)
+    assert r.server is not None and r.server.id is not None
+    server = client.servers.get_by_id(r.server.id)  # Packer reads the IP
+    shutdown = client.servers.shutdown(server)
+    assert shutdown.id is not None
+    wait(shutdown.id)
+    img = client.servers.create_image(server, description="packer", type="snapshot")
+    assert img.action.id is not None
+    wait(img.action.id)
+    delete = client.servers.delete(server)
+    assert delete.id is not None
+    wait(delete.id)
+    client.ssh_keys.delete(key)
+    wall = time.monotonic() - t0
+    return Row("packer-like (500 ms polling)", len(lc.admin().requests()), wall, sum(MODEL.values()) * factor)
+
+
+def main(
+    factor: Annotated[float, typer.Option(help="scale of the modelled action times (1 = real durations)")] = 0.1,
+) -> None:
+    logmod.configure("json", stream=open("/dev/null", "w"))  # noqa: SIM115 - silence build logs
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LocalCloud(Settings(backend="stub", action_times=action_times(factor))) as lc,
+    ):
+        rows = [ours(lc, factor, Path(tmp)), packer_like(lc, factor)]
+    table = Table(title=f"build against localcloud, modelled times x{factor} ({dt.date.today()})")
+    for col in ("client", "API requests", "wall s", "modelled cloud s", "overhead s"):
+        table.add_column(col, justify="right" if col != "client" else "left")
+    for r in rows:
+        table.add_row(r.client, str(r.requests), f"{r.wall:.2f}", f"{r.modelled:.2f}", f"{r.overhead:.2f}")
+    console = Console()
+    console.print(table)
+    console.print("targets: capi-image <= 30 API requests per build, <= 3 s overhead beyond the modelled cloud time")
+
+
+if __name__ == "__main__":
+    typer.run(main)
