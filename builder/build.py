@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
 from hcloud import APIException
 from hcloud.images import BoundImage, Image
 from hcloud.locations import Location
@@ -160,7 +161,7 @@ class Build:
 
     def run(self) -> BuildResult:
         """Build, publish, clean up. Raises on failure (after cleanup); returns the result."""
-        logmod.redact()  # secrets were registered by the caller
+        structlog.contextvars.bind_contextvars(build_id=self.build_id)
         failure: BaseException | None = None
         result = BuildResult(self.build_id, ok=False)
         self.log.info(
@@ -206,6 +207,7 @@ class Build:
                 result.image_name = self.image_name if self.tracked.published else None
                 result.labels = {**self.snapshot_labels(), CAPH_LABEL: self.image_name} if result.ok else {}
                 result.manifest = self.write_manifest(result, cleanup_error)
+            structlog.contextvars.unbind_contextvars("build_id")
         if failure is not None:
             raise failure
         if cleanup_error is not None:

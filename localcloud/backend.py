@@ -51,6 +51,8 @@ class ActionFault:
 
     code: str = "action_failed"
     message: str = "Action failed"
+    # The work is done all the same (e.g. the snapshot turns out fine); only the action lies.
+    effect: bool = False
 
 
 # The HTTP layer sets this for the duration of one request; every action that request creates
@@ -125,7 +127,7 @@ class Backend:
     ) -> bool:
         """Run ``op`` and the modelled duration side by side; settle the action. True on success."""
         timer = asyncio.sleep(action.duration)
-        if fault is not None:
+        if fault is not None and not fault.effect:
             await timer
             action.fail(fault.code, fault.message)
             return False
@@ -141,7 +143,10 @@ class Backend:
             log.exception("action %s (%s) failed", action.id, action.command)
             action.fail("action_failed", f"{action.command} failed: {e}")
             return False
-        action.succeed()
+        if fault is not None:
+            action.fail(fault.code, fault.message)
+        else:
+            action.succeed()
         return True
 
     async def drain(self) -> None:

@@ -7,7 +7,8 @@ Kinds:
 - ``drop``: close the connection without an answer, the call is not handled;
 - ``drop_after``: handle the call, then close the connection before the answer is sent
   (the client cannot know whether it took effect);
-- ``action_error``: handle the call, but every action it creates ends in ``error``;
+- ``action_error``: handle the call, but every action it creates ends in ``error`` (with
+  ``effect``, the work is still done: the action lies, as real ones occasionally do);
 - ``delay``: handle the call after ``seconds`` (a slow API).
 """
 
@@ -40,6 +41,7 @@ class FaultSpec(BaseModel):
     message: str | None = None
     bare: bool = False  # error without a JSON body (e.g. a proxy's plain 429/503)
     seconds: float = Field(default=1.0, ge=0, le=600)  # for kind "delay"
+    effect: bool = False  # for kind "action_error": the work is done anyway, only the action errs
 
     @field_validator("path")
     @classmethod

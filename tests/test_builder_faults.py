@@ -146,7 +146,9 @@ def test_undeletable_resources_are_reported_and_gc_removes_them(lc: LocalCloud, 
 
 @pytest.mark.parametrize("fault", ["503", "drop", "429-bare"])
 @pytest.mark.parametrize(("call", "path"), [("find servers", r"^/v1/servers$"), ("find SSH keys", r"^/v1/ssh_keys$")])
-def test_cleanup_label_search_survives_transient_faults(lc: LocalCloud, tmp_path: Path, call: str, path: str, fault: str) -> None:
+def test_cleanup_label_search_survives_transient_faults(
+    lc: LocalCloud, tmp_path: Path, call: str, path: str, fault: str
+) -> None:
     """After a failure, cleanup also searches by label; those list calls are retried too."""
     lc.admin().add_fault(method="POST", path=r"/actions/create_image$", kind="action_error")
     rule = lc.admin().add_fault(method="GET", path=path, **TRANSIENT[fault])

@@ -194,6 +194,7 @@ class Gate:
                     ActionFault(
                         rule.spec.code if rule.spec.code != "server_error" else "action_failed",
                         rule.spec.message or "Action failed",
+                        effect=rule.spec.effect,
                     )
                 )
                 try:

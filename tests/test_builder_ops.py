@@ -1,0 +1,122 @@
+"""Operations around a build: a lying create_image action, --keep-on-failure, gc over many
+pages, the images listing, and the build id on every log event."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import paramiko
+import pytest
+from hcloud import Client
+
+from builder.cloud import Cloud, make_client
+from builder.gc import collect, parse_duration
+from builder.keys import KeyPair
+from localcloud.server import LocalCloud
+
+from .buildkit import (
+    FAST_RETRY,
+    NO_LEAKS,
+    STUB_PROJECT,
+    cli_env,
+    leftovers,
+    project,
+    run_build,
+    snapshots,
+    stub_cloud,
+    write_project,
+)
+
+
+@pytest.fixture
+def lc():
+    with stub_cloud() as cloud:
+        yield cloud
+
+
+def test_create_image_action_error_with_a_good_snapshot_succeeds(lc: LocalCloud, tmp_path: Path) -> None:
+    lc.admin().add_fault(method="POST", path=r"/actions/create_image$", kind="action_error", effect=True)
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert out.error is None, out.error
+    [snap] = snapshots(lc)
+    assert snap["status"] == "available"
+    assert "caph-image-name" in snap["labels"]
+    assert leftovers(lc) == NO_LEAKS
+
+
+def test_keep_on_failure_keeps_the_server_and_says_how_to_reach_it(
+    lc: LocalCloud, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lc.admin().add_fault(method="POST", path=r"/actions/create_image$", kind="action_error")
+    out = run_build(lc, project(lc.endpoint), tmp_path, keep_on_failure=True)
+    assert out.error is not None
+    printed = capsys.readouterr().out
+    assert "ssh -i" in printed
+    assert f"capi-image gc --build-id {out.build_id}" in printed
+    assert leftovers(lc)["servers"] == [f"capi-image-{out.build_id}"]
+    key_file = tmp_path / f"{out.build_id}-debug" / "id_ed25519"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    passphrase = printed.split("key passphrase: ")[1].split(")")[0]
+    with pytest.raises(paramiko.PasswordRequiredException):
+        paramiko.Ed25519Key.from_private_key_file(str(key_file))  # never on disk unencrypted
+    paramiko.Ed25519Key.from_private_key_file(str(key_file), password=passphrase)
+    assert snapshots(lc) == []  # the unpublished snapshot is never kept
+    client, counter = make_client("t", lc.endpoint)
+    report = collect(Cloud(client, counter, FAST_RETRY), dt.timedelta(0), build_id=out.build_id)
+    assert report.failed == []
+    assert leftovers(lc) == NO_LEAKS
+
+
+def test_gc_reads_every_page_and_spares_other_resources(lc: LocalCloud) -> None:
+    client = Client(token="t", api_endpoint=lc.endpoint, timeout=10)
+    for i in range(57):  # more than one page of 50
+        client.ssh_keys.create(
+            name=f"old-{i}",
+            public_key=KeyPair.generate().public_openssh,
+            labels={"created-by": "capi-image", "build-id": f"b{i}"},
+        )
+    client.ssh_keys.create(name="someone-elses", public_key=KeyPair.generate().public_openssh)
+    api, counter = make_client("t", lc.endpoint)
+    dry = collect(Cloud(api, counter, FAST_RETRY), dt.timedelta(0), dry_run=True)
+    assert len(dry.deleted) == 57
+    assert len(client.ssh_keys.get_all()) == 58
+    report = collect(Cloud(api, counter, FAST_RETRY), dt.timedelta(0))
+    assert len(report.deleted) == 57
+    assert [k.name for k in client.ssh_keys.get_all()] == ["someone-elses"]
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("90s") == dt.timedelta(seconds=90)
+    assert parse_duration("2h") == dt.timedelta(hours=2)
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("soon")
+
+
+def test_images_lists_our_snapshots(lc: LocalCloud, tmp_path: Path) -> None:
+    assert run_build(lc, project(lc.endpoint), tmp_path).error is None
+    write_project(tmp_path / "config", "p", STUB_PROJECT)
+    r = subprocess.run(
+        [sys.executable, "-m", "builder.cli", "images", "-p", "p", "-o", "json"],
+        env=cli_env(tmp_path / "config", lc.endpoint), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    [row] = json.loads(r.stdout)
+    assert row["caph-image-name"].startswith("k8s-v1.31.4-")
+    assert row["status"] == "available"
+
+
+def test_every_log_event_of_a_build_carries_the_build_id(lc: LocalCloud, tmp_path: Path) -> None:
+    write_project(tmp_path / "config", "p", STUB_PROJECT)
+    r = subprocess.run(
+        [sys.executable, "-m", "builder.cli", "build", "-p", "p", "--log-format", "json", "--manifest", str(tmp_path / "m.json")],
+        env=cli_env(tmp_path / "config", lc.endpoint), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    events = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    build_id = json.loads((tmp_path / "m.json").read_text())["build_id"]
+    assert {e.get("build_id") for e in events} == {build_id}
+    assert any(e["event"] == "step.output" or e["event"] == "step.end" for e in events)
