@@ -116,3 +116,27 @@ def cli_env(config_dir: Path, endpoint: str, token: str = "test-token") -> dict[
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HCLOUD_")}
     return {**env, "CAPI_IMAGE_CONFIG_DIR": str(config_dir), "HCLOUD_ENDPOINT": endpoint, "HCLOUD_TOKEN": token}
+
+
+def build_command(tmp: Path, project_name: str = "p") -> list[str]:
+    """``capi-image build`` for a project written with write_project, JSON logs, manifest in tmp."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "builder.cli",
+        "build",
+        "-p",
+        project_name,
+        "--log-format",
+        "json",
+        "--manifest",
+        str(tmp / "m.json"),
+    ]
+
+
+def run_cli(args: list[str], config_dir: Path, endpoint: str, token: str = "test-token") -> Any:
+    import subprocess
+
+    return subprocess.run(args, env=cli_env(config_dir, endpoint, token), capture_output=True, text=True, timeout=300)

@@ -12,7 +12,7 @@ import pytest
 from builder.config import ConfigError, load_project
 from localcloud.server import LocalCloud, Settings
 
-from .buildkit import BUILD_TIMES, STUB_PROJECT, VERSIONS, cli_env, write_project
+from .buildkit import BUILD_TIMES, STUB_PROJECT, VERSIONS, build_command, cli_env, run_cli, write_project
 
 
 @pytest.fixture
@@ -23,24 +23,7 @@ def lc() -> Iterator[LocalCloud]:
 
 def build(tmp: Path, lc: LocalCloud, text: str, token: str = "good-token") -> subprocess.CompletedProcess[str]:
     write_project(tmp / "config", "p", text)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "builder.cli",
-            "build",
-            "--project",
-            "p",
-            "--log-format",
-            "json",
-            "--manifest",
-            str(tmp / "m.json"),
-        ],
-        env=cli_env(tmp / "config", lc.endpoint, token),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(build_command(tmp), tmp / "config", lc.endpoint, token)  # type: ignore[no-any-return]
 
 
 def mutating(lc: LocalCloud) -> list[str]:

@@ -19,7 +19,7 @@ import pytest
 
 from localcloud.server import LocalCloud, Settings
 
-from .buildkit import NO_LEAKS, STUB_PROJECT, cli_env, leftovers, snapshots, write_project
+from .buildkit import NO_LEAKS, STUB_PROJECT, build_command, cli_env, leftovers, snapshots, write_project
 
 SLOW = {
     "create_server": 1.5,
@@ -48,18 +48,7 @@ def lc() -> Iterator[LocalCloud]:
 def start_build(tmp: Path, lc: LocalCloud) -> subprocess.Popen[str]:
     write_project(tmp / "config", "p", STUB_PROJECT)
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "builder.cli",
-            "build",
-            "-p",
-            "p",
-            "--log-format",
-            "json",
-            "--manifest",
-            str(tmp / "m.json"),
-        ],
+        build_command(tmp),
         env=cli_env(tmp / "config", lc.endpoint),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,10 +21,11 @@ from .buildkit import (
     FAST_RETRY,
     NO_LEAKS,
     STUB_PROJECT,
-    cli_env,
+    build_command,
     leftovers,
     project,
     run_build,
+    run_cli,
     snapshots,
     stub_cloud,
     write_project,
@@ -99,10 +99,9 @@ def test_parse_duration() -> None:
 def test_images_lists_our_snapshots(lc: LocalCloud, tmp_path: Path) -> None:
     assert run_build(lc, project(lc.endpoint), tmp_path).error is None
     write_project(tmp_path / "config", "p", STUB_PROJECT)
-    r = subprocess.run(
-        [sys.executable, "-m", "builder.cli", "images", "-p", "p", "-o", "json"],
-        env=cli_env(tmp_path / "config", lc.endpoint), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    r = run_cli(
+        [sys.executable, "-m", "builder.cli", "images", "-p", "p", "-o", "json"], tmp_path / "config", lc.endpoint
+    )
     assert r.returncode == 0, r.stderr
     [row] = json.loads(r.stdout)
     assert row["caph-image-name"].startswith("k8s-v1.31.4-")
@@ -111,10 +110,7 @@ def test_images_lists_our_snapshots(lc: LocalCloud, tmp_path: Path) -> None:
 
 def test_every_log_event_of_a_build_carries_the_build_id(lc: LocalCloud, tmp_path: Path) -> None:
     write_project(tmp_path / "config", "p", STUB_PROJECT)
-    r = subprocess.run(
-        [sys.executable, "-m", "builder.cli", "build", "-p", "p", "--log-format", "json", "--manifest", str(tmp_path / "m.json")],
-        env=cli_env(tmp_path / "config", lc.endpoint), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    r = run_cli(build_command(tmp_path), tmp_path / "config", lc.endpoint)
     assert r.returncode == 0, r.stderr[-2000:]
     events = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
     build_id = json.loads((tmp_path / "m.json").read_text())["build_id"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -20,10 +18,11 @@ from localcloud.server import LocalCloud
 from .buildkit import (
     NO_LEAKS,
     STUB_PROJECT,
-    cli_env,
+    build_command,
     leftovers,
     project,
     run_build,
+    run_cli,
     snapshots,
     stub_cloud,
     write_project,
@@ -61,24 +60,7 @@ SECRET = "hc-tok-SECRET-4242-do-not-log"
 def test_token_never_reaches_logs_output_or_manifest(tmp_path: Path) -> None:
     with stub_cloud() as lc:
         write_project(tmp_path / "config", "p", STUB_PROJECT)
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "builder.cli",
-                "build",
-                "-p",
-                "p",
-                "--log-format",
-                "json",
-                "--manifest",
-                str(tmp_path / "m.json"),
-            ],
-            env=cli_env(tmp_path / "config", lc.endpoint, token=SECRET),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        r = run_cli(build_command(tmp_path), tmp_path / "config", lc.endpoint, token=SECRET)
         assert r.returncode == 0, r.stderr[-2000:]
         assert SECRET not in r.stdout + r.stderr
         assert SECRET not in (tmp_path / "m.json").read_text()
