@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import random
 import socket
 
 
@@ -28,7 +29,9 @@ class LoopbackAllocator:
         self.first = ipaddress.IPv4Address(first)
         self.count = count
         self.port = port
-        self._cursor = 0
+        # QEMU binds the address itself, after our probe: two localclouds starting from the
+        # same address could both pick it. Starting at a random place makes that unlikely.
+        self._cursor = random.randrange(count)
 
     def allocate(self, in_use: set[str]) -> str:
         # Round-robin so a just-freed address (whose VM may still be going away) is reused last.
