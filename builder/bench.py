@@ -67,6 +67,7 @@ def ours(lc: LocalCloud, factor: float, tmp: Path) -> Row:
             "location": "fsn1",
             "server_type": "cpx22",
             "os": "ubuntu-2404",
+            "recipe": "minimal",
             "versions": REPO_ROOT / "config/vars/k8s-1.31.json",
         }
     )

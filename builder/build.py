@@ -27,7 +27,7 @@ from hcloud.servers import BoundServer, Server
 from hcloud.ssh_keys import BoundSSHKey, SSHKey
 
 from localcloud.labels import label_key_problem, label_value_problem  # Hetzner's label rules
-from provision.recipe import RecipeContext, build_plan
+from provision.plan import Plan
 from provision.versions import Versions, VersionsError, load_versions
 
 from . import __version__
@@ -36,6 +36,7 @@ from .cloud import Cloud, CloudError
 from .config import ConfigError, ProjectConfig
 from .interrupts import Interrupted, SignalGuard
 from .keys import KeyPair, host_key_user_data
+from .planning import recipe_context, render
 from .ssh import ProvisionError, Session
 
 log = logmod.get("capi-image.build")
@@ -106,6 +107,7 @@ class Build:
         self.login_key = KeyPair.generate()
         self.host_key = KeyPair.generate()
         self.versions: Versions | None = None
+        self.plan: Plan | None = None
         self.arch: str = config.architecture or "x86"
         self.image_name = ""
         self.base_image: BoundImage | None = None
@@ -264,6 +266,11 @@ class Build:
             problem = label_key_problem(key) or label_value_problem(key, value)
             if problem:
                 raise PreflightError(f"label {key}={value!r} is invalid: {problem}")
+        try:
+            ctx = recipe_context(cfg, self.versions, build_id=self.build_id, started=self.started, arch=self.arch)
+            self.plan = render(cfg, ctx)
+        except ConfigError as e:
+            raise PreflightError(str(e)) from e
         clash = self._caph_matches()
         if clash:
             raise PreflightError(
@@ -380,10 +387,8 @@ class Build:
                 raise ProvisionError("cloud-init", f"cloud-init failed ({status})")
 
     def provision(self) -> None:
-        assert self.session is not None and self.versions is not None
-        ctx = RecipeContext(self.config.profile, self.versions, self.build_id, __version__, self.started)
-        plan = build_plan(ctx)
-        self.session.run_plan(plan, timeout=self.config.timeouts.step)
+        assert self.session is not None and self.plan is not None
+        self.session.run_plan(self.plan, timeout=self.config.timeouts.step)
         used = self.session.run("df -B1 --output=used / | tail -n 1", step="measure").strip()
         self.root_used_bytes = int(used) if used.isdigit() else None
 

@@ -23,6 +23,7 @@ from .config import ConfigError, ProjectConfig, load_project
 from .endpoint import MissingTokenError, target
 from .gc import collect, parse_duration
 from .interrupts import Interrupted, SignalGuard
+from .planning import recipe_context, render
 from .report import PhaseDisplay, summary
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_CLEANUP = 0, 1, 2, 3
@@ -158,6 +159,75 @@ def images(
     for r in rows:
         t.add_row(*(str(r[c]) for c in ("id", "created", "status", "architecture", CAPH_LABEL, "image_size_gb")))
     Console().print(t)
+
+
+@app.command()
+def plan(
+    project: ProjectOpt,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+) -> None:
+    """Print the resolved recipe — steps, versions, URLs, checksums, rendered files — without
+    any API call or network access."""
+    import datetime as dt
+
+    from provision.plan import Check, Put, Run
+    from provision.versions import VersionsError, load_versions
+
+    config = _project(project)
+    try:
+        versions = load_versions(config.versions_path())
+    except VersionsError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
+    # No API call: the architecture comes from the config or the server type's family.
+    arch = config.architecture or ("arm" if config.server_type.startswith("cax") else "x86")
+    try:
+        ctx = recipe_context(
+            config, versions, build_id="<build-id>", started=dt.datetime.now(dt.UTC), arch=arch, for_plan=True
+        )
+        rendered = render(config, ctx)
+    except ConfigError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
+    logmod.redact(ctx.secrets.registry_password)
+    steps = []
+    for step in rendered.steps:
+        ops = []
+        for op in step.operations:
+            if isinstance(op, Run):
+                ops.append({"run": op.command, "env": sorted(op.env)})
+            elif isinstance(op, Put):
+                text = op.content.decode(errors="replace")
+                ops.append({"file": op.path, "mode": f"{op.mode:04o}", "content": text})
+            elif isinstance(op, Check):
+                ops.append({"check": op.name, "command": op.command, "expect": op.expect, "value": op.value})
+        steps.append({"name": step.name, "description": step.description, "operations": ops})
+    doc = {
+        "project": config.name,
+        "recipe": config.recipe,
+        "os": config.os,
+        "architecture": arch,
+        "base_image": config.base_image,
+        "versions": versions.model_dump(),
+        "steps": steps,
+    }
+    doc = logmod.scrub(doc)
+    if output == "json":
+        print(json.dumps(doc, indent=1))
+        return
+    print(f"# project {doc['project']}: recipe {doc['recipe']}, {doc['os']} ({arch}) from {doc['base_image']}")
+    for k, v in doc["versions"].items():
+        print(f"#   {k} = {v}")
+    for step in doc["steps"]:
+        print(f"\n## step {step['name']}: {step['description']}")
+        for op in step["operations"]:
+            if "run" in op:
+                env = f"  [env: {', '.join(op['env'])}]" if op["env"] else ""
+                print(f"$ {op['run']}{env}")
+            elif "file" in op:
+                print(f"--- file {op['file']} (mode {op['mode']})")
+                print(op["content"].rstrip("\n"))
+                print("---")
+            else:
+                print(f"? {op['check']}: {op['command']}  => {op['expect']} {op['value']}".rstrip())
 
 
 def main() -> None:

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from provision.options import RecipeOptions
 from provision.profiles import PROFILES, Profile
+from provision.recipe import RECIPES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = Path(os.environ.get("CAPI_IMAGE_CONFIG_DIR", REPO_ROOT / "config"))
@@ -75,6 +77,8 @@ class ProjectConfig(Strict):
     versions: Path = Path("vars/k8s-1.31.json")
     image_name: str = "k8s-{kubernetes_semver}-{os}-{arch}-{timestamp}"
     labels: dict[str, str] = Field(default_factory=dict)
+    recipe: str = Field("full", description="full (image-builder's node recipe) or minimal (provenance + sysprep)")
+    provision: RecipeOptions = Field(default_factory=RecipeOptions)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     retry: Retry = Field(default_factory=Retry)
     polling: Polling = Field(default_factory=Polling)
@@ -84,6 +88,13 @@ class ProjectConfig(Strict):
     def _profile(cls, v: str) -> str:
         if v not in PROFILES:
             raise ValueError(f"unknown OS profile '{v}'; known: {', '.join(PROFILES)}")
+        return v
+
+    @field_validator("recipe")
+    @classmethod
+    def _recipe(cls, v: str) -> str:
+        if v not in RECIPES:
+            raise ValueError(f"unknown recipe '{v}'; known: {', '.join(RECIPES)}")
         return v
 
     @field_validator("image_name")
@@ -118,6 +129,9 @@ class ProjectConfig(Strict):
 
     def versions_path(self) -> Path:
         return self.versions if self.versions.is_absolute() else CONFIG_DIR / self.versions
+
+    def script_paths(self) -> list[Path]:
+        return [p if p.is_absolute() else CONFIG_DIR / p for p in self.provision.scripts]
 
 
 def project_path(name: str) -> Path:

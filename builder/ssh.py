@@ -17,7 +17,7 @@ import fabric
 import paramiko
 from invoke.exceptions import UnexpectedExit
 
-from provision.plan import Plan, Put, Run, Step
+from provision.plan import Check, Plan, Put, Run, Step
 
 from . import log as logmod
 from .keys import KeyPair
@@ -118,6 +118,15 @@ class Session:
         self, command: str, *, step: str = "ssh", timeout: float | None = None, env: dict[str, str] | None = None
     ) -> str:
         """Run one command as root; raise ProvisionError on a non-zero exit or a dropped link."""
+        return self._exec(command, step=step, timeout=timeout, env=env, check=True)[1]
+
+    def probe(self, command: str, *, step: str, timeout: float | None = None) -> tuple[int, str]:
+        """Run a read-only command; its exit code is data, not an error."""
+        return self._exec(command, step=step, timeout=timeout, env=None, check=False)
+
+    def _exec(
+        self, command: str, *, step: str, timeout: float | None, env: dict[str, str] | None, check: bool
+    ) -> tuple[int, str]:
         assert self.conn is not None, "not connected"
         out, err = _LineLogger(step, "stdout"), _LineLogger(step, "stderr")
         script = command
@@ -149,10 +158,10 @@ class Session:
             raise ProvisionError(
                 step, f"SSH connection to {self.host} dropped while running: {command.splitlines()[0][:120]}"
             )
-        if result.exited != 0:
+        if check and result.exited != 0:
             tail = "\n".join(err.tail[-5:] or out.tail[-5:])
             raise ProvisionError(step, f"command exited {result.exited}: {command.splitlines()[0][:120]}\n{tail}")
-        return str(result.stdout)
+        return int(result.exited), str(result.stdout)
 
     def put(self, op: Put, *, step: str) -> None:
         """Write a file atomically; content goes over stdin, so any size and bytes work."""
@@ -180,12 +189,21 @@ class Session:
         log.info("step.start", step=step.name, description=step.description)
         t0 = time.monotonic()
         ok = False
+        failed: list[str] = []
         try:
             for op in step.operations:
                 if isinstance(op, Put):
                     self.put(op, step=step.name)
                 elif isinstance(op, Run):
                     self.run(op.command, step=step.name, timeout=timeout, env=op.env or None)
+                elif isinstance(op, Check):
+                    exited, output = self.probe(op.command, step=step.name, timeout=timeout)
+                    problem = op.judge(exited, output)
+                    log.info("check", step=step.name, check=op.name, ok=problem is None, problem=problem)
+                    if problem:
+                        failed.append(f"{op.name}: {problem}")
+            if failed:
+                raise ProvisionError(step.name, f"{len(failed)} check(s) failed: " + "; ".join(failed))
             ok = True
         finally:
             timing = StepTiming(step.name, round(time.monotonic() - t0, 3), ok)

@@ -6,6 +6,7 @@ runs a plan over SSH. Commands run as root with ``bash -euo pipefail``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -32,7 +33,45 @@ class Put:
         return self.content.decode()
 
 
-Operation = Union[Run, Put]  # noqa: UP007 - a runtime alias
+@dataclass(frozen=True)
+class Check:
+    """A read-only verification: run ``command`` and judge its exit code and output.
+
+    ``expect``: ``exit0`` (exit code 0), ``equals`` (stripped output == value), ``regex``
+    (output matches value), ``empty`` (no output), ``at_most`` (output is a number <= value),
+    ``lines`` (the set of output lines == the comma-separated value).
+    """
+
+    name: str
+    command: str
+    expect: str = "exit0"
+    value: str = ""
+
+    def judge(self, exit_code: int, output: str) -> str | None:
+        """Why the check failed, or None."""
+        out = output.strip()
+        if self.expect == "exit0":
+            return None if exit_code == 0 else f"exit code {exit_code}"
+        if exit_code != 0 and self.expect != "empty":
+            return f"exit code {exit_code}, output {out[:200]!r}"
+        if self.expect == "equals":
+            return None if out == self.value else f"got {out[:200]!r}, want {self.value!r}"
+        if self.expect == "regex":
+            return None if re.search(self.value, out) else f"got {out[:200]!r}, want /{self.value}/"
+        if self.expect == "empty":
+            return None if not out else f"expected nothing, got {out[:200]!r}"
+        if self.expect == "at_most":
+            try:
+                return None if float(out.split()[0]) <= float(self.value) else f"{out} > {self.value}"
+            except (ValueError, IndexError):
+                return f"not a number: {out[:200]!r}"
+        if self.expect == "lines":
+            got, want = set(out.splitlines()), set(self.value.split(","))
+            return None if got == want else f"got {sorted(got)}, want {sorted(want)}"
+        return f"unknown expectation {self.expect}"
+
+
+Operation = Union[Run, Put, Check]  # noqa: UP007 - a runtime alias
 
 
 @dataclass(frozen=True)
@@ -46,6 +85,9 @@ class Step:
 
     def files(self) -> dict[str, Put]:
         return {op.path: op for op in self.operations if isinstance(op, Put)}
+
+    def checks(self) -> list[Check]:
+        return [op for op in self.operations if isinstance(op, Check)]
 
 
 @dataclass(frozen=True)

@@ -1,40 +1,45 @@
 """The node recipe: which steps a build runs, in order.
 
-The full image-builder recipe (setup, node, hcloud provider, containerd, kubernetes, registry
-mirrors, custom scripts, sysprep, verify) is the provision issue's work. Until it lands this is
-the minimal plan the builder needs to produce a clean, identifiable snapshot.
+``full`` reproduces image-builder's hcloud recipe (see each step for where we deliberately
+differ). ``minimal`` (provenance + sysprep) is for stand-in machines and the builder's own tests.
+Order differs from image-builder in two places, on purpose: registry mirrors are written before
+the kubernetes step (so the image pre-pull goes through them), and custom scripts run before
+sysprep and verify (so they are cleaned and checked too).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
-
+from .options import RecipeContext
 from .plan import Plan, Put, Run, Step
-from .profiles import Profile
-from .versions import Versions
+from .steps.containerd import containerd
+from .steps.kubernetes import kubernetes
+from .steps.mirrors import mirrors
+from .steps.node import node, provenance
+from .steps.provider import provider
+from .steps.scripts import scripts
+from .steps.setup import setup
+from .steps.sysprep import sysprep
+from .steps.verify import verify
+
+RECIPES = ("full", "minimal")
 
 
-@dataclass(frozen=True)
-class RecipeContext:
-    profile: Profile
-    versions: Versions
-    build_id: str
-    tool_version: str
-    build_time: dt.datetime
+def full_plan(ctx: RecipeContext) -> Plan:
+    steps = [
+        setup(ctx),
+        node(ctx),
+        provider(ctx),
+        containerd(ctx),
+        mirrors(ctx),
+        kubernetes(ctx),
+        scripts(ctx),
+        sysprep(ctx),
+        verify(ctx),
+    ]
+    return Plan(tuple(s for s in steps if s is not None))
 
 
-def provenance(ctx: RecipeContext) -> str:
-    return (
-        f"CAPI_IMAGE_VERSION={ctx.tool_version}\n"
-        f"BUILD_ID={ctx.build_id}\n"
-        f"BUILD_DATE={ctx.build_time.strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
-        f"KUBERNETES_VERSION={ctx.versions.kubernetes_semver}\n"
-        f"OS={ctx.profile.os_label}\n"
-    )
-
-
-def build_plan(ctx: RecipeContext) -> Plan:
+def minimal_plan(ctx: RecipeContext) -> Plan:
     return Plan(
         (
             Step(
@@ -56,3 +61,9 @@ def build_plan(ctx: RecipeContext) -> Plan:
             ),
         )
     )
+
+
+def build_plan(ctx: RecipeContext, recipe: str = "full") -> Plan:
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe '{recipe}'; known: {', '.join(RECIPES)}")
+    return full_plan(ctx) if recipe == "full" else minimal_plan(ctx)

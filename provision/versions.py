@@ -45,6 +45,7 @@ class Versions(BaseModel):
     kubernetes_source_type: str
     kubernetes_cni_semver: str
     kubernetes_cni_source_type: str
+    kubernetes_cni_deb_version: str | None = None
     kubernetes_container_registry: str
     kubernetes_http_source: str
     kubernetes_cni_http_source: str

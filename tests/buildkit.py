@@ -43,6 +43,7 @@ def project(endpoint: str, **overrides: Any) -> ProjectConfig:
         "retry": FAST_RETRY,
         "polling": {"initial": 0.02},
         "labels": {"team": "platform"},
+        "recipe": "minimal",  # stand-in machines answer nothing: the full recipe's checks would fail
     }
     data.update(overrides)
     return ProjectConfig.model_validate(data)
@@ -99,6 +100,7 @@ def write_project(config_dir: Path, name: str, text: str) -> Path:
 
 
 STUB_PROJECT = f"""\
+recipe: minimal
 location: fsn1
 server_type: cpx22
 os: ubuntu-2404

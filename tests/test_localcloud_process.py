@@ -70,6 +70,7 @@ def _running_server(endpoint: str) -> int:
     for a in [r.action, *r.next_actions]:
         a.wait_until_finished(max_retries=300)
     assert c.servers.get_by_id(r.server.id).status == "running"
+    assert r.server.id is not None
     return r.server.id
 
 

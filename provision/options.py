@@ -1,0 +1,107 @@
+"""What a recipe is rendered from, beyond the OS profile and the versions: mirrors, scripts,
+switches. Pydantic, because it comes from the project config."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .profiles import ARCHES, Profile
+from .versions import Versions
+
+# The six registries the seed's cri.sh mirrors through Harbor.
+DEFAULT_REGISTRIES = ("docker.io", "gcr.io", "ghcr.io", "quay.io", "registry.k8s.io", "registry.gitlab.com")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Artifacts(Strict):
+    """Base URLs for everything downloaded during the build (point them at a mirror when
+    air-gapped); empty means the var file's value. Checksums pinned here win over the
+    published checksum files."""
+
+    containerd_url: str | None = None
+    runc_url: str | None = None
+    cni_url: str | None = None
+    crictl_url: str | None = None
+    kubernetes_http_source: str | None = None
+    kubernetes_deb_repo: str = "https://pkgs.k8s.io/core:/stable:/{series}/deb/"
+    github_releases: str = "https://github.com"
+    sha256: dict[str, str] = Field(default_factory=dict, description="file name -> pinned sha256")
+
+
+class RegistryMirror(Strict):
+    """A Harbor proxy-cache in front of the public registries (the seed's cri.sh)."""
+
+    url: str | None = Field(None, description="the proxy-cache base URL, e.g. https://harbor.example.com")
+    url_env: str | None = Field(None, description="or: the environment variable holding it (a CI secret)")
+    project_pattern: str = "proxy-{registry}"
+    registries: list[str] = Field(default_factory=lambda: list(DEFAULT_REGISTRIES))
+    username_env: str | None = None
+    password_env: str | None = None
+    bake_credentials: bool = Field(False, description="explicit opt-in: credentials end up in the image")
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// for a local test mirror)")
+        return v.rstrip("/") if v else v
+
+    @model_validator(mode="after")
+    def _one_url(self) -> RegistryMirror:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of url and url_env")
+        return self
+
+    def resolved(self, env: Mapping[str, str], *, placeholder: bool = False) -> RegistryMirror:
+        """The mirror with ``url`` taken from ``url_env``; for plans, a visible placeholder."""
+        if self.url is not None:
+            return self
+        value = env.get(self.url_env or "", "")
+        if not value:
+            if not placeholder:
+                raise ValueError(f"registry_mirror.url_env: ${self.url_env} is not set")
+            value = f"https://{self.url_env}.unset.invalid"
+        return self.model_copy(update={"url": value.rstrip("/"), "url_env": None})
+
+
+class RecipeOptions(Strict):
+    apt_mirror: str | None = Field(None, description="rewrite the OS apt sources to this mirror")
+    apt_security_mirror: str | None = Field(None, description="security updates (default: apt_mirror)")
+    dist_upgrade: bool = True
+    artifacts: Artifacts = Field(default_factory=Artifacts)
+    registry_mirror: RegistryMirror | None = None
+    scripts: list[Path] = Field(default_factory=list)
+    image_pull: bool = True
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Values that must never be logged: registry credentials when baking is opted in."""
+
+    registry_username: str | None = None
+    registry_password: str | None = None
+
+
+@dataclass(frozen=True)
+class RecipeContext:
+    profile: Profile
+    versions: Versions
+    build_id: str
+    tool_version: str
+    build_time: dt.datetime
+    arch: str = "x86"  # hcloud's name: x86 | arm
+    options: RecipeOptions = field(default_factory=RecipeOptions)
+    secrets: Secrets = field(default_factory=Secrets)
+    script_sources: tuple[tuple[str, bytes], ...] = ()  # (name, content) of the custom scripts
+
+    @property
+    def deb_arch(self) -> str:
+        return ARCHES[self.arch]

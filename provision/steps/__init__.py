@@ -1,0 +1,1 @@
+"""The node recipe's steps; each renders commands and files from a RecipeContext (pure)."""

@@ -1,0 +1,70 @@
+"""Step 3, hcloud provider (image-builder's providers role): cloud-init, CSI prerequisites,
+iscsid, cloud-init ordering after containerd."""
+
+from __future__ import annotations
+
+from ..options import RecipeContext
+from ..plan import Put, Run, Step
+from .common import apt_install
+
+BOOT_ORDER = "[Unit]\nAfter=containerd.service\nWants=containerd.service\n"
+LOGGING_CFG = """\
+## cloud-init logging (image-builder's 05_logging.cfg): file plus syslog, output teed
+_log:
+ - &log_base |
+   [loggers]
+   keys=root,cloudinit
+   [handlers]
+   keys=consoleHandler,cloudLogHandler
+   [formatters]
+   keys=simpleFormatter,arg0Formatter
+   [logger_root]
+   level=DEBUG
+   handlers=consoleHandler,cloudLogHandler
+   [logger_cloudinit]
+   level=DEBUG
+   qualname=cloudinit
+   handlers=
+   propagate=1
+   [handler_consoleHandler]
+   class=StreamHandler
+   level=WARNING
+   formatter=arg0Formatter
+   args=(sys.stderr,)
+   [formatter_arg0Formatter]
+   format=%(asctime)s - %(filename)s[%(levelname)s]: %(message)s
+   [formatter_simpleFormatter]
+   format=[CLOUDINIT] %(filename)s[%(levelname)s]: %(message)s
+ - &log_file |
+   [handler_cloudLogHandler]
+   class=FileHandler
+   level=DEBUG
+   formatter=arg0Formatter
+   args=('/var/log/cloud-init.log', 'a', 'UTF-8')
+log_cfgs:
+ - [ *log_base, *log_file ]
+output: {all: '| tee -a /var/log/cloud-init-output.log'}
+"""
+FEATURES = "/usr/lib/python3/dist-packages/cloudinit/feature_overrides.py"
+
+
+def provider(ctx: RecipeContext) -> Step:
+    return Step(
+        "hcloud-provider",
+        "cloud-init packages, CSI prerequisites, iscsid, cloud-init after containerd",
+        (
+            apt_install([*ctx.profile.provider_debs, "nfs-common", "open-iscsi", "lvm2", "xfsprogs"]),
+            Run("systemctl enable --now iscsid"),
+            Run("systemctl disable --now hv-kvp-daemon 2>/dev/null || true"),
+            Put("/etc/systemd/system/cloud-final.service.d/boot-order.conf", BOOT_ORDER.encode()),
+            Put("/etc/systemd/system/cloud-config.service.d/boot-order.conf", BOOT_ORDER.encode()),
+            # cloud-init >= 24.3 renamed cloud-init.service to cloud-init-network.service.
+            Run(
+                "if systemctl cat cloud-init-network.service >/dev/null 2>&1; then n=cloud-init-network; else n=cloud-init; fi; "
+                "systemctl enable cloud-final cloud-config $n cloud-init-local"
+            ),
+            Put("/etc/cloud/cloud.cfg.d/05_logging.cfg", LOGGING_CFG.encode()),
+            # A broken user-data part must not stop a node from joining (image-builder does the same).
+            Put(FEATURES, b"ERROR_ON_USER_DATA_FAILURE = False\n"),
+        ),
+    )

@@ -1,0 +1,84 @@
+"""Step 8, sysprep (image-builder's sysprep role, in its order): make the disk a template — no
+identity, no secrets, no logs, no free blocks."""
+
+from __future__ import annotations
+
+from ..options import RecipeContext
+from ..plan import Put, Run, Step
+from .common import APT_ENV, APT_GET
+
+INSTALLER_LEFTOVERS = (
+    "/etc/cloud/cloud.cfg.d/subiquity-disable-cloudinit-networking.cfg",
+    "/etc/cloud/cloud.cfg.d/00-subiquity-disable-cloudinit-networking.cfg",
+    "/etc/cloud/cloud.cfg.d/99-installer.cfg",
+    "/etc/cloud/cloud.cfg.d/curtin-preserve-sources.cfg",
+    "/etc/cloud/ds-identify.cfg",
+    "/etc/cloud/cloud.cfg.d/90-installer-network.cfg",
+)
+HOSTS = "127.0.0.1 localhost localhost.local\n::1 localhost ip6-localhost ip6-loopback\n"
+GRUB_CFG = (
+    "GRUB_RECORDFAIL_TIMEOUT=0\nGRUB_TIMEOUT=0\n"
+    'GRUB_CMDLINE_LINUX_DEFAULT="console=tty1 console=ttyS0"\nGRUB_TERMINAL=console\n'
+)
+
+
+EARLY = (
+    "/etc/apt/apt.conf.d/90proxy",
+    "/etc/udev/rules.d/70-persistent-net.rules",
+    *INSTALLER_LEFTOVERS,
+    "/etc/systemd/system/containerd.service.d/http-proxy.conf",
+)
+CLOUD_INIT = (
+    "/var/lib/cloud",
+    "/var/log/cloud-init.log",
+    "/var/log/cloud-init-output.log",
+    "/run/cloud-init",
+    "/etc/cloud/cloud-init.disabled",
+)
+KEYS = ("/etc/ssh/ssh_host_*", "/root/.ssh/authorized_keys", "/home/*/.ssh/authorized_keys")
+HISTORY = ("/swap.img", "/swapfile", "/root/.bash_history", "/home/*/.bash_history")
+
+
+def removed_paths(ctx: RecipeContext) -> list[str]:
+    """Every path sysprep deletes (as shell globs); tests check this list."""
+    return [*EARLY, *CLOUD_INIT, "/tmp/*", "/var/tmp/*", *ctx.profile.network_config_globs, *KEYS, *HISTORY]
+
+
+def sysprep(ctx: RecipeContext) -> Step:
+    return Step(
+        "sysprep",
+        "hold packages, clean apt, reset identity, remove keys, logs and history, fstrim",
+        (
+            Run("systemctl disable --now apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true"),
+            Run(
+                "systemctl stop apt-daily.service apt-daily-upgrade.service unattended-upgrades.service 2>/dev/null || true"
+            ),
+            # A node image must not drift: hold every installed package (image-builder #920).
+            Run("dpkg-query -f '${binary:Package}\\n' -W | xargs apt-mark hold >/dev/null"),
+            Run("rm -f " + " ".join(EARLY)),
+            Run("systemctl stop rsyslog 2>/dev/null || true"),
+            Run(f"{APT_GET} autoclean && {APT_GET} autoremove", env=APT_ENV),
+            Run("rm -rf /var/lib/apt/lists && install -d -m 0755 /var/lib/apt/lists/partial"),
+            Put("/etc/default/grub.d/50-cloudimg-settings.cfg", GRUB_CFG.encode()),
+            Run("if [ -x /usr/sbin/update-grub ]; then update-grub; fi"),
+            Run("rm -f /etc/machine-id && touch /etc/machine-id && chmod 0644 /etc/machine-id"),
+            Run("rm -f /etc/hostname && touch /etc/hostname && hostname localhost.local"),
+            Put("/etc/hosts", HOSTS.encode()),
+            Run(
+                "for f in /var/log/wtmp /var/log/lastlog; do : > $f; chgrp utmp $f 2>/dev/null || true; chmod 0664 $f; done"
+            ),
+            Run("rm -rf " + " ".join(CLOUD_INIT)),
+            # Resets machine-id to "uninitialized": systemd makes a new one on first boot.
+            Run("cloud-init clean --logs --machine-id"),
+            Run("rm -rf /tmp/* /tmp/.[!.]* /var/tmp/* /var/tmp/.[!.]*"),
+            Run("rm -f " + " ".join(ctx.profile.network_config_globs)),
+            Run("rm -f " + " ".join(KEYS)),
+            Run("find /var/log -type f -name '*.log' -exec truncate -s 0 {} +"),
+            Run("find /var/log -type f -regex '.*[0-9z]$' -delete"),
+            Run("rm -f " + " ".join(HISTORY)),
+            Run("journalctl --rotate && journalctl -m --vacuum-time=1s"),
+            Run("systemctl enable ssh 2>/dev/null || true"),
+            Run("fstrim --all --verbose || true"),
+            Run("sync"),
+        ),
+    )
