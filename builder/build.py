@@ -27,7 +27,9 @@ from hcloud.servers import BoundServer, Server
 from hcloud.ssh_keys import BoundSSHKey, SSHKey
 
 from localcloud.labels import label_key_problem, label_value_problem  # Hetzner's label rules
-from provision.plan import Plan
+from provision.bootcheck import boot_checks
+from provision.options import RecipeContext
+from provision.plan import Plan, Step
 from provision.versions import Versions, VersionsError, load_versions
 
 from . import __version__
@@ -43,7 +45,18 @@ log = logmod.get("capi-image.build")
 
 CREATED_BY = "capi-image"
 CAPH_LABEL = "caph-image-name"
-PHASES = ("preflight", "ssh-key", "server", "ssh", "provision", "shutdown", "snapshot", "publish", "cleanup")
+PHASES = (
+    "preflight",
+    "ssh-key",
+    "server",
+    "ssh",
+    "provision",
+    "shutdown",
+    "snapshot",
+    "boot-test",
+    "publish",
+    "cleanup",
+)
 
 
 class PreflightError(ConfigError):
@@ -65,6 +78,8 @@ class Tracked:
     server_ip: str | None = None
     image_id: int | None = None
     published: bool = False
+    boot_server_id: int | None = None
+    boot_key_id: int | None = None
 
 
 @dataclass
@@ -89,6 +104,7 @@ class Build:
         keep_on_failure: bool = False,
         manifest_path: Path | None = None,
         guard: SignalGuard | None = None,
+        boot_test: bool | None = None,
         on_phase: Callable[[str, str], None] | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
@@ -108,6 +124,9 @@ class Build:
         self.host_key = KeyPair.generate()
         self.versions: Versions | None = None
         self.plan: Plan | None = None
+        self.recipe_ctx: RecipeContext | None = None
+        self.build_identity = ("", "")  # machine-id, cloud-init instance-id of the build server
+        self.boot_test_enabled = config.boot_test if boot_test is None else boot_test
         self.arch: str = config.architecture or "x86"
         self.image_name = ""
         self.base_image: BoundImage | None = None
@@ -189,6 +208,9 @@ class Build:
                 self.shutdown()
             with self.phase("snapshot"):
                 self.snapshot()
+            if self.boot_test_enabled:
+                with self.phase("boot-test"):
+                    self.boot_test()
             with self.phase("publish"):
                 self.publish()
             result.ok = True
@@ -267,8 +289,10 @@ class Build:
             if problem:
                 raise PreflightError(f"label {key}={value!r} is invalid: {problem}")
         try:
-            ctx = recipe_context(cfg, self.versions, build_id=self.build_id, started=self.started, arch=self.arch)
-            self.plan = render(cfg, ctx)
+            self.recipe_ctx = recipe_context(
+                cfg, self.versions, build_id=self.build_id, started=self.started, arch=self.arch
+            )
+            self.plan = render(cfg, self.recipe_ctx)
         except ConfigError as e:
             raise PreflightError(str(e)) from e
         clash = self._caph_matches()
@@ -304,76 +328,80 @@ class Build:
         return self.cloud.call("check caph-image-name", lookup)
 
     # ------------------------------------------------------------------ resources
-    def create_ssh_key(self) -> None:
+    def _selector(self, role: str) -> str:
+        return f"{self.selector},role={role}"
+
+    def _upload_key(self, role: str, key: KeyPair, name: str) -> int:
         keys = self.cloud.client.ssh_keys
 
         def recover() -> BoundSSHKey | None:
-            found = keys.get_all(label_selector=self.selector)
+            found = keys.get_all(label_selector=self._selector(role))
             return found[0] if found else None
 
-        key = self.cloud.call(
-            "create SSH key",
-            lambda: keys.create(
-                name=self.resource_name, public_key=self.login_key.public_openssh, labels=self.base_labels()
-            ),
+        created = self.cloud.call(
+            f"create SSH key{'' if role == 'build' else ' (' + role + ')'}",
+            lambda: keys.create(name=name, public_key=key.public_openssh, labels={**self.base_labels(), "role": role}),
             recover=recover,
         )
-        self.tracked.ssh_key_id = key.id
-        self.log.info("ssh_key.created", ssh_key_id=key.id)
+        assert created.id is not None
+        self.log.info("ssh_key.created", ssh_key_id=created.id, role=role)
+        return created.id
 
-    def create_server(self) -> None:
+    def _launch(
+        self, role: str, name: str, image_id: int, key_id: int, host: KeyPair, track: Callable[[int], None]
+    ) -> str:
+        """Create a server, wait until it runs; return its IPv4. ``track`` learns the id at once."""
         servers = self.cloud.client.servers
-        assert self.base_image is not None and self.tracked.ssh_key_id is not None
         actions: list[int] = []
+        what = "create server" if role == "build" else f"create server ({role})"
 
         def create() -> BoundServer:
             r = servers.create(
-                name=self.resource_name,
+                name=name,
                 server_type=ServerType(name=self.config.server_type),
-                image=Image(id=self.base_image.id if self.base_image else None),
+                image=Image(id=image_id),
                 location=Location(name=self.config.location),
-                ssh_keys=[SSHKey(id=self.tracked.ssh_key_id)],
-                user_data=host_key_user_data(self.host_key),
-                labels=self.base_labels(),
+                ssh_keys=[SSHKey(id=key_id)],
+                user_data=host_key_user_data(host),
+                labels={**self.base_labels(), "role": role},
             )
             actions.extend(a.id for a in [r.action, *(r.next_actions or [])] if a is not None and a.id is not None)
             assert r.server is not None
             return r.server
 
         def recover() -> BoundServer | None:
-            found = servers.get_all(label_selector=self.selector)
+            found = servers.get_all(label_selector=self._selector(role))
             return found[0] if found else None
 
-        server = self.cloud.call("create server", create, recover=recover)
+        server = self.cloud.call(what, create, recover=recover)
         assert server.id is not None
         server_id: int = server.id
-        self.tracked.server_id = server_id
-        self.log.info("server.created", server_id=server.id, actions=actions)
+        track(server_id)
+        self.log.info("server.created", server_id=server_id, role=role, actions=actions)
         deadline = self.config.timeouts.api_action
         for action_id in actions:
-            final = self.cloud.wait_action("create server", action_id, deadline)
+            final = self.cloud.wait_action(what, action_id, deadline)
             if final["status"] != "success":
-                raise CloudError(f"create server ({final['command']})", f"action ended in error: {final['error']}")
+                raise CloudError(f"{what} ({final['command']})", f"action ended in error: {final['error']}")
 
         def running() -> BoundServer | None:
             s = self.cloud.call("get server", lambda: servers.get_by_id(server_id))
             if s.status == "running":
                 return s
             if s.status == "off" and not s.locked:
-                raise CloudError("create server", "the server is off after creation (create or start failed)")
+                raise CloudError(what, "the server is off after creation (create or start failed)")
             return None
 
         s = self.cloud.poll("server running", running, deadline)
         assert s.public_net is not None and s.public_net.ipv4 is not None
-        self.tracked.server_ip = s.public_net.ipv4.ip
-        self.log.info("server.running", server_id=s.id, ip=self.tracked.server_ip)
+        self.log.info("server.running", server_id=s.id, role=role, ip=s.public_net.ipv4.ip)
+        return str(s.public_net.ipv4.ip)
 
-    def wait_for_ssh(self) -> None:
-        assert self.tracked.server_ip is not None
-        self.session = Session(self.tracked.server_ip, self.login_key, self.host_key)
-        session = self.session
+    def _connect(self, ip: str, login: KeyPair, host: KeyPair) -> Session:
+        """SSH with the pinned host key, bounded retries and backoff; then cloud-init --wait."""
+        session = Session(ip, login, host)
         self.cloud.poll("SSH", lambda: True if session.try_connect() else None, self.config.timeouts.ssh, cap=10)
-        self.log.info("ssh.connected", ip=self.tracked.server_ip)
+        self.log.info("ssh.connected", ip=ip)
         # Exit 2 means "done, with recoverable errors" (cloud-init >= 23.4): usable, but say so.
         status = session.run(
             "cloud-init status --wait >/dev/null 2>&1 && echo done || echo rc=$?",
@@ -384,10 +412,36 @@ class Build:
             if status == "rc=2":
                 self.log.warning("cloud_init.degraded", note="cloud-init finished with recoverable errors")
             else:
+                session.close()
                 raise ProvisionError("cloud-init", f"cloud-init failed ({status})")
+        return session
+
+    def create_ssh_key(self) -> None:
+        self.tracked.ssh_key_id = self._upload_key("build", self.login_key, self.resource_name)
+
+    def create_server(self) -> None:
+        assert self.base_image is not None and self.base_image.id is not None and self.tracked.ssh_key_id is not None
+
+        def track(sid: int) -> None:
+            self.tracked.server_id = sid
+
+        self.tracked.server_ip = self._launch(
+            "build", self.resource_name, self.base_image.id, self.tracked.ssh_key_id, self.host_key, track
+        )
+
+    def wait_for_ssh(self) -> None:
+        assert self.tracked.server_ip is not None
+        self.session = self._connect(self.tracked.server_ip, self.login_key, self.host_key)
 
     def provision(self) -> None:
         assert self.session is not None and self.plan is not None
+        # Remembered so the boot test can tell a new machine from a copy of this one.
+        _, ident = self.session.probe(
+            "cat /etc/machine-id 2>/dev/null; echo; cat /var/lib/cloud/data/instance-id 2>/dev/null; echo",
+            step="identity",
+        )
+        lines = [*ident.splitlines(), "", ""]
+        self.build_identity = (lines[0].strip(), lines[1].strip())
         self.session.run_plan(self.plan, timeout=self.config.timeouts.step)
         used = self.session.run("df -B1 --output=used / | tail -n 1", step="measure").strip()
         self.root_used_bytes = int(used) if used.isdigit() else None
@@ -465,6 +519,42 @@ class Build:
         self.image_size_gb = img.image_size
         self.log.info("snapshot.available", image_id=img.id, image_size_gb=img.image_size)
 
+    def boot_test(self) -> None:
+        """Boot a server from the snapshot with a fresh key and host key, check it is a new
+        machine in the state a node needs, delete it. A failure fails the build: the snapshot
+        is never published."""
+        assert self.tracked.image_id is not None and self.recipe_ctx is not None
+        login, host = KeyPair.generate(), KeyPair.generate()
+        self.tracked.boot_key_id = self._upload_key("boot-test", login, f"{self.resource_name}-boot")
+
+        def track(sid: int) -> None:
+            self.tracked.boot_server_id = sid
+
+        ip = self._launch(
+            "boot-test", f"{self.resource_name}-boot", self.tracked.image_id, self.tracked.boot_key_id, host, track
+        )
+        session = self._connect(ip, login, host)
+        try:
+            checks = boot_checks(
+                self.recipe_ctx,
+                self.config.recipe,
+                build_machine_id=self.build_identity[0],
+                build_instance_id=self.build_identity[1],
+                host_key_blob=host.public_openssh.split()[1],
+            )
+            session.run_step(
+                Step("boot-test", "a server booted from the snapshot is a new, healthy node", tuple(checks)),
+                timeout=120,
+            )
+        finally:
+            session.close()
+        self._delete_server(self.tracked.boot_server_id)  # type: ignore[arg-type]
+        self.tracked.boot_server_id = None
+        self._delete(
+            "delete SSH key (boot-test)", lambda: self.cloud.client.ssh_keys.delete(SSHKey(id=self.tracked.boot_key_id))
+        )
+        self.tracked.boot_key_id = None
+
     def publish(self) -> None:
         """Only now does the snapshot get the label CAPH resolves: CAPH does not look at image
         status, so a labelled snapshot still `creating` could be picked up too early."""
@@ -490,7 +580,9 @@ class Build:
         problems: list[str] = []
 
         server_ids = self._ids(
-            self.tracked.server_id, "find servers", lambda: client.servers.get_all(label_selector=self.selector)
+            (self.tracked.server_id, self.tracked.boot_server_id),
+            "find servers",
+            lambda: client.servers.get_all(label_selector=self.selector),
         )
         if failed and self.keep_on_failure and server_ids:
             self._keep_for_debugging(server_ids)
@@ -502,7 +594,9 @@ class Build:
                     problems.append(f"server {sid}: {e}")
 
         key_ids = self._ids(
-            self.tracked.ssh_key_id, "find SSH keys", lambda: client.ssh_keys.get_all(label_selector=self.selector)
+            (self.tracked.ssh_key_id, self.tracked.boot_key_id),
+            "find SSH keys",
+            lambda: client.ssh_keys.get_all(label_selector=self.selector),
         )
         for kid in key_ids:
             key = SSHKey(id=kid)
@@ -513,7 +607,7 @@ class Build:
 
         if not self.tracked.published:
             image_ids = self._ids(
-                self.tracked.image_id,
+                (self.tracked.image_id,),
                 "find snapshots",
                 lambda: client.images.get_all(label_selector=self.selector, type=["snapshot"]),
             )
@@ -527,10 +621,10 @@ class Build:
                 "could not delete: " + "; ".join(problems) + f" — run `capi-image gc` (label build-id={self.build_id})"
             )
 
-    def _ids(self, tracked: int | None, name: str, lister: Callable[[], list[Any]]) -> list[int]:
-        """The tracked id plus whatever carries this build's labels. The label search is a net
+    def _ids(self, tracked: tuple[int | None, ...], name: str, lister: Callable[[], list[Any]]) -> list[int]:
+        """The tracked ids plus whatever carries this build's labels. The label search is a net
         for what a failed or retried call may have created; a clean run knows all its ids."""
-        ids = {tracked} if tracked else set()
+        ids = {t for t in tracked if t}
         if self._failed or self.cloud.retries:
             with contextlib.suppress(CloudError):
                 ids |= {r.id for r in self.cloud.call(name, lister) if r.id is not None}

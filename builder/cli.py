@@ -51,6 +51,9 @@ def build(
     project: ProjectOpt,
     manifest: Annotated[Path | None, typer.Option(help="where to write the build manifest JSON")] = None,
     keep_on_failure: Annotated[bool, typer.Option(help="keep the server of a failed build for debugging")] = False,
+    boot_test: Annotated[
+        bool, typer.Option(help="boot the snapshot once before publishing (default: the project's boot_test)")
+    ] = True,
     log_format: LogFormatOpt = "auto",
     build_id: Annotated[str | None, typer.Option(help="use this build id (default: random)", hidden=True)] = None,
 ) -> None:
@@ -65,7 +68,7 @@ def build(
                 client, counter = make_client(tgt.token, tgt.endpoint)
                 cloud = Cloud(client, counter, config.retry, poll_initial=config.polling.initial)
                 b = Build(config, cloud, endpoint=tgt.endpoint, build_id=build_id, keep_on_failure=keep_on_failure,
-                          manifest_path=manifest, guard=guard)  # fmt: skip
+                          manifest_path=manifest, guard=guard, boot_test=None if boot_test else False)  # fmt: skip
                 with PhaseDisplay() as display:
                     b.on_phase = display
                     try:

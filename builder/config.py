@@ -79,6 +79,7 @@ class ProjectConfig(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     recipe: str = Field("full", description="full (image-builder's node recipe) or minimal (provenance + sysprep)")
     provision: RecipeOptions = Field(default_factory=RecipeOptions)
+    boot_test: bool = Field(True, description="boot the snapshot once before publishing it")
     timeouts: Timeouts = Field(default_factory=Timeouts)
     retry: Retry = Field(default_factory=Retry)
     polling: Polling = Field(default_factory=Polling)

@@ -8,6 +8,7 @@ logged with its step name; each step's duration is recorded.
 from __future__ import annotations
 
 import io
+import logging
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from . import log as logmod
 from .keys import KeyPair
 
 log = logmod.get("capi-image.ssh")
+# Refused connections while a guest boots are expected; paramiko would log each as an ERROR.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 class ProvisionError(RuntimeError):

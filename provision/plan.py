@@ -39,7 +39,8 @@ class Check:
 
     ``expect``: ``exit0`` (exit code 0), ``equals`` (stripped output == value), ``regex``
     (output matches value), ``empty`` (no output), ``at_most`` (output is a number <= value),
-    ``lines`` (the set of output lines == the comma-separated value).
+    ``lines`` (the set of output lines == the comma-separated value), ``differs`` (non-empty and
+    != value).
     """
 
     name: str
@@ -65,6 +66,8 @@ class Check:
                 return None if float(out.split()[0]) <= float(self.value) else f"{out} > {self.value}"
             except (ValueError, IndexError):
                 return f"not a number: {out[:200]!r}"
+        if self.expect == "differs":
+            return None if out and out != self.value else f"got {out[:200]!r}, which must be non-empty and differ"
         if self.expect == "lines":
             got, want = set(out.splitlines()), set(self.value.split(","))
             return None if got == want else f"got {sorted(got)}, want {sorted(want)}"

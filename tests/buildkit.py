@@ -43,7 +43,9 @@ def project(endpoint: str, **overrides: Any) -> ProjectConfig:
         "retry": FAST_RETRY,
         "polling": {"initial": 0.02},
         "labels": {"team": "platform"},
-        "recipe": "minimal",  # stand-in machines answer nothing: the full recipe's checks would fail
+        # Stand-in machines answer nothing: the full recipe's and the boot test's checks would fail.
+        "recipe": "minimal",
+        "boot_test": False,
     }
     data.update(overrides)
     return ProjectConfig.model_validate(data)
@@ -101,6 +103,7 @@ def write_project(config_dir: Path, name: str, text: str) -> Path:
 
 STUB_PROJECT = f"""\
 recipe: minimal
+boot_test: false
 location: fsn1
 server_type: cpx22
 os: ubuntu-2404

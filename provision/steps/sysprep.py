@@ -70,6 +70,9 @@ def sysprep(ctx: RecipeContext) -> Step:
             Run("rm -rf " + " ".join(CLOUD_INIT)),
             # Resets machine-id to "uninitialized": systemd makes a new one on first boot.
             Run("cloud-init clean --logs --machine-id"),
+            # Older cloud-init (Debian 12's 22.4) removes the file instead of writing
+            # "uninitialized"; an empty file is what systemd and the hygiene check expect.
+            Run("test -e /etc/machine-id || : > /etc/machine-id"),
             Run("rm -rf /tmp/* /tmp/.[!.]* /var/tmp/* /var/tmp/.[!.]*"),
             Run("rm -f " + " ".join(ctx.profile.network_config_globs)),
             Run("rm -f " + " ".join(KEYS)),

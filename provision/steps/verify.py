@@ -25,7 +25,10 @@ PREPULLED = "coredns,etcd,kube-apiserver,kube-controller-manager,kube-proxy,kube
 
 
 def _installed(pkg: str) -> Check:
-    return Check(f"package {pkg} installed", f"dpkg-query -W -f='${{Status}}' {pkg}", "equals", "install ok installed")
+    # sysprep holds every package, so "hold ok installed" is what an installed one looks like.
+    return Check(
+        f"package {pkg} installed", f"dpkg-query -W -f='${{Status}}' {pkg}", "regex", r"^(install|hold) ok installed$"
+    )
 
 
 def checks(ctx: RecipeContext) -> list[Check]:
@@ -110,7 +113,7 @@ def checks(ctx: RecipeContext) -> list[Check]:
         Check("hygiene no cloud-init instance", "ls /var/lib/cloud/data/instance-id 2>/dev/null || true", "empty"),
         Check(
             "hygiene no core dumps",
-            "find /var/crash /var/lib/systemd/coredump /var/tmp /tmp -name 'core*' 2>/dev/null || true",
+            "find /var/crash /var/lib/systemd/coredump /var/tmp /tmp -type f -name 'core*' 2>/dev/null || true",
             "empty",
         ),
         Check("hygiene /var/log at most 200 MB", "du -sm /var/log | cut -f1", "at_most", "200"),

@@ -1,0 +1,97 @@
+"""The full node recipe on a real VM: localcloud (qemu, debian-12) and the local artifact mirror
+(Debian's real containerd/runc/CNI, stand-ins for kubelet & co.). containerd really runs with
+the rendered config, every verify check passes, the snapshot is published."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from builder.config import ProjectConfig
+from localcloud.paths import default_cache_dir
+from localcloud.server import LocalCloud, Settings
+
+from .artifact_mirror import MirrorServer, debian_binaries, local_var_file
+from .buildkit import leftovers, run_build, snapshots
+from .test_qemu_backend import _needs
+
+pytestmark = pytest.mark.qemu
+
+
+@pytest.fixture
+def qemu_cloud(tmp_path: Path) -> Iterator[LocalCloud]:
+    reason = _needs()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the qemu tests: {reason}")
+        pytest.skip(reason)
+    with LocalCloud(Settings(backend="qemu", state_dir=tmp_path / "state")) as lc:
+        yield lc
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[object]:
+    debian = debian_binaries(default_cache_dir() / "artifacts")
+    with MirrorServer(tmp_path / "mirror") as m:
+        m.populate(debian)
+        yield m
+
+
+def local_full_project(lc: LocalCloud, mirror, tmp_path: Path, **extra: object) -> ProjectConfig:
+    var_file = tmp_path / "k8s-local.json"
+    var_file.write_text(json.dumps(local_var_file()))
+    data: dict[str, object] = {
+        "name": "local-full",
+        "endpoint": lc.endpoint,
+        "location": "fsn1",
+        "server_type": "cpx22",
+        "os": "debian-12",
+        "versions": var_file,
+        "recipe": "full",
+        "provision": {
+            "artifacts": mirror.artifacts_config(),
+            "registry_mirror": {"url": mirror.guest_url + "/harbor"},
+        },
+        "timeouts": {"ssh": 600, "step": 1200},
+        "polling": {"initial": 1},
+    }
+    data.update(extra)
+    return ProjectConfig.model_validate(data)
+
+
+def test_full_recipe_on_a_real_vm(qemu_cloud: LocalCloud, mirror, tmp_path: Path) -> None:
+    out = run_build(qemu_cloud, local_full_project(qemu_cloud, mirror, tmp_path), tmp_path)
+    assert out.error is None, out.error
+    m = out.manifest
+    assert [s["name"] for s in m["steps"]] == [
+        "setup", "node", "hcloud-provider", "containerd", "registry-mirrors", "kubernetes", "sysprep", "verify",
+    ]  # fmt: skip
+    assert all(s["ok"] and s["seconds"] > 0 for s in m["steps"])
+    [snap] = snapshots(qemu_cloud)
+    assert snap["status"] == "available"
+    assert "caph-image-name" in snap["labels"]
+    assert leftovers(qemu_cloud) == {"servers": [], "ssh_keys": [], "unpublished": []}
+    ratio = snap["image_size"] * 1024**3 / m["root_used_bytes"]
+    print(f"image_size {snap['image_size']} GB, root used {m['root_used_bytes']} B, ratio {ratio:.3f}")
+    assert ratio <= 1.05
+
+
+def test_a_failed_check_fails_the_build_by_name(qemu_cloud: LocalCloud, mirror, tmp_path: Path) -> None:
+    """A custom script undoes a sysctl: verify names the check, nothing is published or leaked."""
+    script = tmp_path / "revert-forwarding.sh"
+    script.write_text("#!/bin/bash\nset -eu\nsysctl -w net.ipv4.ip_forward=0\n")
+    cfg = local_full_project(qemu_cloud, mirror, tmp_path, boot_test=False)
+    cfg = cfg.model_copy(
+        update={"provision": cfg.provision.model_copy(update={"scripts": [script], "dist_upgrade": False})}
+    )
+    out = run_build(qemu_cloud, cfg, tmp_path)
+    assert out.error is not None
+    assert "step 'verify'" in str(out.error)
+    assert "kernel-param net.ipv4.ip_forward: got '0', want '1'" in str(out.error)
+    assert out.manifest["cleanup"] == "complete"
+    assert snapshots(qemu_cloud) == []
+    assert leftovers(qemu_cloud) == {"servers": [], "ssh_keys": [], "unpublished": []}
