@@ -119,18 +119,18 @@ def packer_like(lc: LocalCloud, factor: float) -> Row:
 
 
 def vm_row(tmp: Path) -> tuple[str, str, str, str]:
-    """The local project's build on a real VM: snapshot size against bytes used in the guest."""
-    from localcloud.server import Settings as LcSettings
+    """The full recipe on a real VM (localcloud qemu + its artifact mirror): snapshot size
+    against the bytes used in the guest at shutdown."""
+    from localcloud.artifacts import MirrorServer, debian_binaries, full_recipe_project
+    from localcloud.paths import default_cache_dir
 
-    from .config import load_project
-
-    cfg = load_project("local")
-    with LocalCloud(LcSettings(backend="qemu", state_dir=tmp / "state")) as lc:
-        cfg = cfg.model_copy(update={"endpoint": lc.endpoint})
+    debian = debian_binaries(default_cache_dir() / "artifacts")
+    with MirrorServer(tmp / "mirror") as mirror, LocalCloud(Settings(backend="qemu", state_dir=tmp / "state")) as lc:
+        mirror.populate(debian)
+        cfg = ProjectConfig.model_validate(full_recipe_project(lc.endpoint, mirror, tmp / "k8s-local.json"))
         client, counter = make_client("bench", lc.endpoint)
-        b = Build(cfg, Cloud(client, counter, Retry()), endpoint=lc.endpoint, manifest_path=tmp / "vm.json")
         t0 = time.monotonic()
-        b.run()
+        Build(cfg, Cloud(client, counter, Retry()), endpoint=lc.endpoint, manifest_path=tmp / "vm.json").run()
         wall = time.monotonic() - t0
     manifest = json.loads((tmp / "vm.json").read_text())
     size = manifest["image_size_gb"] * 1024**3

@@ -4,7 +4,6 @@ the rendered config, every verify check passes, the snapshot is published."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from builder.config import ProjectConfig
+from localcloud.artifacts import ArtifactMirror, MirrorServer, debian_binaries, full_recipe_project
 from localcloud.paths import default_cache_dir
 from localcloud.server import LocalCloud, Settings
 
-from .artifact_mirror import MirrorServer, debian_binaries, local_var_file
 from .buildkit import leftovers, run_build, snapshots
 from .test_qemu_backend import _needs
 
@@ -34,36 +33,20 @@ def qemu_cloud(tmp_path: Path) -> Iterator[LocalCloud]:
 
 
 @pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[object]:
+def mirror(tmp_path: Path) -> Iterator[ArtifactMirror]:
     debian = debian_binaries(default_cache_dir() / "artifacts")
     with MirrorServer(tmp_path / "mirror") as m:
         m.populate(debian)
         yield m
 
 
-def local_full_project(lc: LocalCloud, mirror, tmp_path: Path, **extra: object) -> ProjectConfig:
-    var_file = tmp_path / "k8s-local.json"
-    var_file.write_text(json.dumps(local_var_file()))
-    data: dict[str, object] = {
-        "name": "local-full",
-        "endpoint": lc.endpoint,
-        "location": "fsn1",
-        "server_type": "cpx22",
-        "os": "debian-12",
-        "versions": var_file,
-        "recipe": "full",
-        "provision": {
-            "artifacts": mirror.artifacts_config(),
-            "registry_mirror": {"url": mirror.guest_url + "/harbor"},
-        },
-        "timeouts": {"ssh": 600, "step": 1200},
-        "polling": {"initial": 1},
-    }
-    data.update(extra)
-    return ProjectConfig.model_validate(data)
+def local_full_project(lc: LocalCloud, mirror: ArtifactMirror, tmp_path: Path, **extra: object) -> ProjectConfig:
+    return ProjectConfig.model_validate(
+        {**full_recipe_project(lc.endpoint, mirror, tmp_path / "k8s-local.json"), **extra}
+    )
 
 
-def test_full_recipe_on_a_real_vm(qemu_cloud: LocalCloud, mirror, tmp_path: Path) -> None:
+def test_full_recipe_on_a_real_vm(qemu_cloud: LocalCloud, mirror: ArtifactMirror, tmp_path: Path) -> None:
     out = run_build(qemu_cloud, local_full_project(qemu_cloud, mirror, tmp_path), tmp_path)
     assert out.error is None, out.error
     m = out.manifest
@@ -80,7 +63,7 @@ def test_full_recipe_on_a_real_vm(qemu_cloud: LocalCloud, mirror, tmp_path: Path
     assert ratio <= 1.05
 
 
-def test_a_failed_check_fails_the_build_by_name(qemu_cloud: LocalCloud, mirror, tmp_path: Path) -> None:
+def test_a_failed_check_fails_the_build_by_name(qemu_cloud: LocalCloud, mirror: ArtifactMirror, tmp_path: Path) -> None:
     """A custom script undoes a sysctl: verify names the check, nothing is published or leaked."""
     script = tmp_path / "revert-forwarding.sh"
     script.write_text("#!/bin/bash\nset -eu\nsysctl -w net.ipv4.ip_forward=0\n")

@@ -1,4 +1,4 @@
-"""A local artifact mirror for real-VM builds: loopback HTTP, laid out like the upstream URLs,
+"""localcloud's artifact mirror for real-VM builds: loopback HTTP, laid out like the upstream URLs,
 reachable from localcloud's VMs at 10.0.2.2.
 
 Real binaries where Debian packages them: containerd, runc and the CNI plugins are repacked from
@@ -267,3 +267,24 @@ class MirrorServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def full_recipe_project(endpoint: str, mirror: ArtifactMirror, var_file: Path) -> dict[str, object]:
+    """A capi-image project (as data) that builds the full recipe on localcloud's debian-12
+    against this mirror; the real-VM tests and ``make bench --vm`` use it."""
+    var_file.write_text(json.dumps(local_var_file()))
+    return {
+        "name": "local-full",
+        "endpoint": endpoint,
+        "location": "fsn1",
+        "server_type": "cpx22",
+        "os": "debian-12",
+        "versions": var_file,
+        "recipe": "full",
+        "provision": {
+            "artifacts": mirror.artifacts_config(),
+            "registry_mirror": {"url": mirror.guest_url + "/harbor"},
+        },
+        "timeouts": {"ssh": 600, "step": 1200},
+        "polling": {"initial": 1},
+    }
