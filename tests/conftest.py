@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -12,6 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hcloud import Client
 
+from localcloud.imagestore import ImageStore
+from localcloud.paths import default_cache_dir
 from localcloud.server import LocalCloud, Settings
 
 from . import openapi_check
@@ -30,6 +35,32 @@ FAST = {
 }
 
 TOKEN = "localcloud-test-token"
+
+
+def qemu_missing() -> str | None:
+    """Why real-VM tests cannot run here, or None."""
+    for tool in ("qemu-system-x86_64", "qemu-img", "genisoimage"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    if os.geteuid() != 0:
+        return "binding 127.0.0.N:22 needs root"
+    if not any(i.name == "debian-12" for i in ImageStore(default_cache_dir()).list()):
+        return "no debian-12 base image: run `make base-image`"
+    return None
+
+
+def require_qemu() -> None:
+    """Skip without QEMU, root or the base image — but fail in CI, which must run these."""
+    reason = qemu_missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the qemu tests: {reason}")
+        pytest.skip(reason)
+
+
+def qemu_pids() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64 -name localcloud-"], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -16,18 +16,14 @@ import pytest
 
 from builder.config import CONFIG_DIR
 
-from .test_qemu_backend import _needs, _qemu_pids
+from .conftest import qemu_pids, require_qemu
 
 pytestmark = pytest.mark.qemu
 
 
 @pytest.fixture
 def localcloud_process(tmp_path: Path) -> Iterator[str]:
-    reason = _needs()
-    if reason:
-        if __import__("os").environ.get("CI"):
-            pytest.fail(f"CI must run the qemu tests: {reason}")
-        pytest.skip(reason)
+    require_qemu()
     proc = subprocess.Popen(
         [sys.executable, "-m", "localcloud", "serve", "--backend", "qemu", "--state-dir", str(tmp_path / "state")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -73,7 +69,7 @@ def test_build_local_project_on_real_vms(localcloud_process: str, tmp_path: Path
     assert labels["build-id"] == manifest["build_id"]
     assert state["servers"] == []
     assert state["ssh_keys"] == []
-    assert _qemu_pids() == set()
+    assert qemu_pids() == set()
     assert list((tmp_path / "state" / "servers").iterdir()) == []
 
     # The snapshot really holds the build: its size is what the guest had on its disk.

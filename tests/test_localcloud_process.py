@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,8 +15,7 @@ from hcloud.server_types import ServerType
 
 from localcloud.server import LocalCloud, Settings
 
-from .conftest import TOKEN, new_keypair
-from .test_qemu_backend import _needs, _qemu_pids
+from .conftest import TOKEN, new_keypair, qemu_pids, require_qemu
 
 
 def test_state_dir_keeps_keys_and_snapshots_across_restarts(tmp_path: Path) -> None:
@@ -48,11 +46,7 @@ def test_state_dir_keeps_keys_and_snapshots_across_restarts(tmp_path: Path) -> N
 
 @pytest.fixture
 def qemu_ready() -> None:
-    reason = _needs()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the qemu tests: {reason}")
-        pytest.skip(reason)
+    require_qemu()
 
 
 def _serve(state: Path) -> tuple[subprocess.Popen[str], str]:
@@ -77,11 +71,11 @@ def _running_server(endpoint: str) -> int:
 @pytest.mark.qemu
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "SIGINT", "SIGKILL"])
 def test_no_vm_outlives_localcloud(qemu_ready: None, tmp_path: Path, sig: signal.Signals) -> None:
-    before = _qemu_pids()
+    before = qemu_pids()
     proc, endpoint = _serve(tmp_path / "state")
     try:
         sid = _running_server(endpoint)
-        vms = _qemu_pids() - before
+        vms = qemu_pids() - before
         assert len(vms) == 1
         assert (tmp_path / "state" / "servers" / str(sid) / "disk.qcow2").exists()
         proc.send_signal(sig)
@@ -90,9 +84,9 @@ def test_no_vm_outlives_localcloud(qemu_ready: None, tmp_path: Path, sig: signal
         if proc.poll() is None:
             proc.kill()
     end = time.monotonic() + 10  # SIGKILL: the kernel delivers PDEATHSIG to QEMU
-    while _qemu_pids() - before and time.monotonic() < end:
+    while qemu_pids() - before and time.monotonic() < end:
         time.sleep(0.2)
-    assert _qemu_pids() - before == set()
+    assert qemu_pids() - before == set()
     if sig != signal.SIGKILL:  # graceful: disks removed on the way out
         assert not (tmp_path / "state" / "servers" / str(sid)).exists()
     else:  # killed: the next start sweeps what the dead one left

@@ -3,9 +3,6 @@ the ACPI button, snapshots, boots the snapshot, and leaves nothing behind."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,44 +14,22 @@ from hcloud.images import Image
 from hcloud.server_types import ServerType
 from hcloud.servers import BoundServer
 
-from localcloud.imagestore import ImageStore
-from localcloud.paths import default_cache_dir
 from localcloud.server import LocalCloud, Settings
 
-from .conftest import TOKEN, KeyPair, assert_conforms, new_keypair
+from .conftest import TOKEN, KeyPair, assert_conforms, new_keypair, qemu_pids, require_qemu
 
 pytestmark = pytest.mark.qemu
 
 
-def _needs() -> str | None:
-    for tool in ("qemu-system-x86_64", "qemu-img", "genisoimage"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    if os.geteuid() != 0:
-        return "binding 127.0.0.N:22 needs root"
-    if not any(i.name == "debian-12" for i in ImageStore(default_cache_dir()).list()):
-        return "no debian-12 base image: run `make base-image`"
-    return None
-
-
 @pytest.fixture
 def qemu_cloud(tmp_path: Path) -> Iterator[LocalCloud]:
-    reason = _needs()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the qemu tests: {reason}")
-        pytest.skip(reason)
+    require_qemu()
     settings = Settings(
         backend="qemu", state_dir=tmp_path / "state", action_times={"create_image": 0.5}, record_exchanges=True
     )
     with LocalCloud(settings) as lc:
         yield lc
     assert_conforms(lc)
-
-
-def _qemu_pids() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64 -name localcloud-"], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
 
 
 def _host_key_user_data(host: KeyPair) -> str:
@@ -174,7 +149,7 @@ def test_vm_lifecycle_snapshot_and_boot_from_snapshot(qemu_cloud: LocalCloud, tm
 
     state = qemu_cloud.admin().state()
     assert state["servers"] == [] and state["machines"] == {}
-    assert _qemu_pids() == set()
+    assert qemu_pids() == set()
     state_dir = qemu_cloud.settings.state_dir
     assert state_dir is not None
     assert list((state_dir / "servers").iterdir()) == []

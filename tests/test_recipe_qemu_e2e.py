@@ -4,7 +4,6 @@ the rendered config, every verify check passes, the snapshot is published."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,18 +15,14 @@ from localcloud.paths import default_cache_dir
 from localcloud.server import LocalCloud, Settings
 
 from .buildkit import leftovers, run_build, snapshots
-from .test_qemu_backend import _needs
+from .conftest import require_qemu
 
 pytestmark = pytest.mark.qemu
 
 
 @pytest.fixture
 def qemu_cloud(tmp_path: Path) -> Iterator[LocalCloud]:
-    reason = _needs()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the qemu tests: {reason}")
-        pytest.skip(reason)
+    require_qemu()
     with LocalCloud(Settings(backend="qemu", state_dir=tmp_path / "state")) as lc:
         yield lc
 
