@@ -548,7 +548,9 @@ class Build:
             )
         finally:
             session.close()
-        self._delete_server(self.tracked.boot_server_id)  # type: ignore[arg-type]
+        boot_server_id = self.tracked.boot_server_id
+        assert boot_server_id is not None
+        self._delete_server(boot_server_id)
         self.tracked.boot_server_id = None
         self._delete(
             "delete SSH key (boot-test)", lambda: self.cloud.client.ssh_keys.delete(SSHKey(id=self.tracked.boot_key_id))

@@ -31,7 +31,17 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_CLEANUP = 0, 1, 2, 3
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="config/projects/NAME.yaml")]
-LogFormatOpt = Annotated[str, typer.Option(help="auto (console on a TTY, else json), console or json")]
+
+
+def _log_format(value: str) -> str:
+    if value not in ("auto", "console", "json"):
+        raise typer.BadParameter(f"'{value}' is not one of auto, console, json")
+    return value
+
+
+LogFormatOpt = Annotated[
+    str, typer.Option(help="auto (console on a TTY, else json), console or json", callback=_log_format)
+]
 
 
 def _fail(code: int, message: str) -> typer.Exit:

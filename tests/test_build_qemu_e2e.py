@@ -76,5 +76,6 @@ def test_build_local_project_on_real_vms(localcloud_process: str, tmp_path: Path
     assert manifest["root_used_bytes"] > 100_000_000
     ratio = snap["image_size"] * 1024**3 / manifest["root_used_bytes"]
     assert 0.5 < ratio < 1.5, ratio
-    assert manifest["api_requests"] <= 40
+    # The build plus the boot test (a second server, key, waits); the bench holds the tight target.
+    assert manifest["api_requests"] <= 80
     assert [s["name"] for s in manifest["steps"]] == ["provenance", "sysprep"]

@@ -94,6 +94,14 @@ def checks(ctx: RecipeContext) -> list[Check]:
             "command containerd version", "containerd --version", "regex", re.escape(v.containerd_version.lstrip("v"))
         ),
         Check("command crictl ps", "crictl ps"),
+        # The running daemon's effective config carries what config.toml set.
+        Check(
+            "command containerd uses the rendered config",
+            # containerd 1.x prints "double", 2.x may print 'single' quotes: compare without them.
+            'containerd config dump | grep -oE "SystemdCgroup = true|config_path = [\'\\"]/etc/containerd/certs.d" | tr -d "\'\\"" | sort -u',
+            "lines",
+            "SystemdCgroup = true,config_path = /etc/containerd/certs.d",
+        ),
     ]
     if ctx.options.image_pull:
         out.append(
