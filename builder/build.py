@@ -34,6 +34,7 @@ from provision.versions import Versions, VersionsError, load_versions
 
 from . import __version__
 from . import log as logmod
+from .caph import CAPH_LABEL, caph_images
 from .cloud import Cloud, CloudError
 from .config import ConfigError, ProjectConfig
 from .interrupts import Interrupted, SignalGuard
@@ -44,7 +45,6 @@ from .ssh import ProvisionError, Session
 log = logmod.get("capi-image.build")
 
 CREATED_BY = "capi-image"
-CAPH_LABEL = "caph-image-name"
 PHASES = (
     "preflight",
     "ssh-key",
@@ -317,13 +317,10 @@ class Build:
     def _caph_matches(self, exclude: int | None = None, *, by_name: bool = True) -> list[int]:
         """Images CAPH would find for our name: label caph-image-name==V, plus name V (only
         system images have names, so the name query is skipped once preflight has done it)."""
-        images = self.cloud.client.images
 
         def lookup() -> list[int]:
-            found = images.get_all(label_selector=f"{CAPH_LABEL}=={self.image_name}", architecture=[self.arch])
-            if by_name:
-                found += images.get_all(name=self.image_name, architecture=[self.arch])
-            return sorted({i.id for i in found if i.id != exclude and i.id is not None})
+            found = caph_images(self.cloud.client, self.image_name, self.arch, by_name=by_name)
+            return [i.id for i in found if i.id != exclude and i.id is not None]
 
         return self.cloud.call("check caph-image-name", lookup)
 

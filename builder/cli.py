@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from . import log as logmod
-from .build import CAPH_LABEL, CREATED_BY, Build, CleanupIncompleteError
+from .build import CREATED_BY, Build, CleanupIncompleteError
+from .caph import CAPH_LABEL
 from .cloud import Cloud, CloudError, make_client
 from .config import ConfigError, ProjectConfig, load_project
 from .endpoint import MissingTokenError, target
@@ -45,7 +46,7 @@ LogFormatOpt = Annotated[
 
 
 def _fail(code: int, message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {logmod.scrub(message)}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {logmod.scrub(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -241,6 +242,117 @@ def plan(
                 print("---")
             else:
                 print(f"? {op['check']}: {op['command']}  => {op['expect']} {op['value']}".rstrip())
+
+
+@app.command()
+def manifests(
+    from_manifest: Annotated[
+        Path | None, typer.Option("--from", help="build manifest JSON written by capi-image build")
+    ] = None,
+    image: Annotated[str | None, typer.Option(help="caph-image-name value or snapshot id (instead of --from)")] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="project whose API is checked (default: the build's)")
+    ] = None,
+    cluster: Annotated[
+        list[Path] | None, typer.Option(help="existing cluster manifests to update: file or directory, repeatable")
+    ] = None,
+    kustomize: Annotated[
+        Path | None, typer.Option(help="write a kustomize Component to this directory; leave the files alone")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="print the diff of the cluster manifests, write nothing")] = False,
+    server_type: Annotated[str | None, typer.Option(help="server type of the new templates (default: kept)")] = None,
+    role: Annotated[str, typer.Option(help="all, control-plane or workers")] = "all",
+    cluster_name: Annotated[
+        str, typer.Option(help="name prefix of new templates when no --cluster is given")
+    ] = "cluster",
+) -> None:
+    """Lift a published snapshot into Cluster API manifests: new HCloudMachineTemplates, and the
+    KubeadmControlPlane / MachineDeployments repointed at them (a rolling update)."""
+    import difflib
+
+    from . import manifests as mf
+
+    logmod.configure("auto")
+    if (from_manifest is None) == (image is None):
+        raise _fail(EXIT_INPUT, "give exactly one of --from BUILD_MANIFEST or --image NAME_OR_ID")
+    roles: tuple[mf.Role, ...] = mf.ROLES if role == "all" else (role,) if role in mf.ROLES else ()
+    if not roles:
+        raise _fail(EXIT_INPUT, f"--role must be all, control-plane or workers, not '{role}'")
+    if kustomize and dry_run:
+        raise _fail(EXIT_INPUT, "--kustomize and --dry-run exclude each other")
+    try:
+        ref = mf.image_from_build_manifest(from_manifest) if from_manifest else mf.ImageRef(name=str(image))
+        project = project or ref.project
+        if not project:
+            raise mf.ManifestError("no project: pass --project (a build manifest names its own)")
+        config = _project(project)
+        sources = mf.load_sources(cluster) if cluster else []
+        with target(config) as tgt:
+            logmod.redact(tgt.token)
+            client, counter = make_client(tgt.token, tgt.endpoint)
+            cloud = Cloud(client, counter, config.retry)
+            if image is not None and image.isdigit():
+                found = cloud.call(f"look up image {image}", lambda: client.images.get_by_id(int(image)))
+                label = (found.labels or {}).get(CAPH_LABEL)
+                if not label:
+                    raise mf.ManifestError(f"image {image} is not published: it has no {CAPH_LABEL} label")
+                ref = mf.ImageRef(name=label, snapshot_id=found.id)
+            if sources:
+                rollout = mf.plan_rollout(ref, sources, roles, server_type)
+            else:
+                rollout = mf.fresh_templates(ref, roles, cluster_name, server_type)
+            resolved = mf.check_resolution(cloud, rollout)
+    except MissingTokenError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
+    except mf.ManifestError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
+    except CloudError as e:
+        raise _fail(EXIT_FAILED, str(e)) from e
+    snapshot_id = next(iter(resolved.values()), ref.snapshot_id)
+    err = Console(stderr=True, soft_wrap=True)
+    for note in rollout.notes:
+        err.print(f"note: {note}", highlight=False)
+    if not sources:
+        print("".join(t.text for t in rollout.templates), end="")
+        err.print(f"snapshot id: {snapshot_id}\nHCLOUD_IMAGE={snapshot_id}  (cluster-autoscaler)", highlight=False)
+        return
+    written: list[str] = []
+    try:
+        if kustomize:
+            kustomize.mkdir(parents=True, exist_ok=True)
+            for name, text in mf.kustomize_component(rollout).items():
+                (kustomize / name).write_text(text)
+                written.append(str(kustomize / name))
+        else:
+            edited = mf.edited_files(rollout)
+            for src in sources:
+                if src.path in edited:
+                    if dry_run:
+                        diff = difflib.unified_diff(
+                            src.text.splitlines(True), edited[src.path].splitlines(True), str(src.path), str(src.path)
+                        )
+                        print("".join(diff), end="")
+                    else:
+                        src.path.write_text(edited[src.path])
+                        written.append(str(src.path))
+    except mf.ManifestError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
+    if dry_run:
+        return
+    print(
+        json.dumps(
+            {
+                CAPH_LABEL: rollout.image.name,
+                "snapshot_id": snapshot_id,
+                "HCLOUD_IMAGE": str(snapshot_id),
+                "templates": [{"name": t.name, "role": t.role, "type": t.server_type} for t in rollout.templates],
+                "updated": [f"{c.site.kind} {c.site.name}: {c.site.template} -> {c.new}" for c in rollout.changes],
+                "written": written,
+                "notes": rollout.notes,
+            },
+            indent=1,
+        )
+    )
 
 
 def main() -> None:

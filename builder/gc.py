@@ -17,7 +17,8 @@ from hcloud import APIException
 from hcloud.images import Image
 
 from . import log as logmod
-from .build import CAPH_LABEL, CREATED_BY
+from .build import CREATED_BY
+from .caph import CAPH_LABEL
 from .cloud import Cloud, CloudError
 
 log = logmod.get("capi-image.gc")

@@ -1,0 +1,274 @@
+"""``capi-image manifests``: snapshots from real localcloud builds lifted into Cluster API
+manifests; existing v1beta1/v1beta2 cluster files edited round-trip; the kustomize Component
+applied by kubectl kustomize (when installed) and by a JSON6902 check in Python."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+from ruamel.yaml import YAML
+
+from builder.cloud import make_client
+from builder.manifests import ManifestError, new_template_name
+from localcloud.server import LocalCloud
+
+from .buildkit import STUB_PROJECT, project, run_build, run_cli, stub_cloud, write_project
+
+CLUSTERS = Path(__file__).parent / "data" / "clusters"
+safe = YAML(typ="safe")
+
+
+@dataclass
+class Built:
+    lc: LocalCloud
+    manifest: Path
+    name: str
+    snapshot_id: int
+    config: Path
+    other: dict[str, Any]  # a second published build
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    tmp = tmp_path_factory.mktemp("manifests")
+    with stub_cloud() as lc:
+        first = run_build(lc, project(lc.endpoint, image_name="k8s-{kubernetes_semver}-{os}-{arch}-one"), tmp)
+        assert first.result is not None, first.error
+        shutil.copy(tmp / "manifest.json", tmp / "build.json")
+        second = run_build(lc, project(lc.endpoint, image_name="k8s-{kubernetes_semver}-{os}-{arch}-two"), tmp)
+        assert second.result is not None, second.error
+        write_project(tmp / "config", "p", STUB_PROJECT)
+        yield Built(lc, tmp / "build.json", str(first.result.image_name), int(first.result.image_id or 0),
+                    tmp / "config", second.manifest)  # fmt: skip
+
+
+def manifests(b: Built, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "builder.cli", "manifests", "-p", "p", *args]
+    return run_cli(cmd, b.config, b.lc.endpoint)  # type: ignore[no-any-return]
+
+
+def docs(text: str) -> list[Any]:
+    return [d for d in safe.load_all(text) if d is not None]
+
+
+def by_kind_name(items: list[Any]) -> dict[tuple[str, str], Any]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in items}
+
+
+def test_templates_from_a_build_manifest(built: Built) -> None:
+    r = manifests(built, "--from", str(built.manifest), "--cluster-name", "prod")
+    assert r.returncode == 0, r.stderr
+    templates = docs(r.stdout)
+    assert [t["metadata"]["name"] for t in templates] == [
+        f"prod-control-plane-{built.name}",
+        f"prod-workers-{built.name}",
+    ]
+    for t in templates:
+        assert t["apiVersion"] == "infrastructure.cluster.x-k8s.io/v1beta1"
+        assert t["kind"] == "HCloudMachineTemplate"
+        assert t["spec"]["template"]["spec"] == {"imageName": built.name, "type": "cpx22"}
+    assert f"snapshot id: {built.snapshot_id}" in r.stderr
+    assert f"HCLOUD_IMAGE={built.snapshot_id}" in r.stderr
+
+
+def test_image_by_snapshot_id_and_role(built: Built) -> None:
+    r = manifests(built, "--image", str(built.snapshot_id), "--role", "workers", "--server-type", "cpx32")
+    assert r.returncode == 0, r.stderr
+    (t,) = docs(r.stdout)
+    assert t["spec"]["template"]["spec"] == {"imageName": built.name, "type": "cpx32"}
+
+
+def _round_trip(built: Built, tmp_path: Path, fixture: str) -> tuple[str, str, dict[str, Any]]:
+    path = tmp_path / fixture
+    shutil.copy(CLUSTERS / fixture, path)
+    before = path.read_text()
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+    assert r.returncode == 0, r.stderr
+    return before, path.read_text(), json.loads(r.stdout)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "refs"),
+    [
+        ("v1beta1.yaml", {"alpha-control-plane": 1, "alpha-md-0": 1}),
+        ("v1beta2.yaml", {"beta-control-plane": 1, "beta-md-0": 2}),
+    ],
+)
+def test_cluster_manifests_round_trip(built: Built, tmp_path: Path, fixture: str, refs: dict[str, int]) -> None:
+    before, after, summary = _round_trip(built, tmp_path, fixture)
+    new = {old: new_template_name(old, "ubuntu-24.04", built.name) for old in refs}
+    assert {t["name"] for t in summary["templates"]} == set(new.values())
+    assert len(summary["updated"]) == sum(refs.values())
+
+    # Take the inserted template documents out again: what is left must be the original text
+    # with only the ref names changed, byte for byte (comments, quotes, flow maps, order).
+    inserted = [d for d in after.split("\n---\n") if any(f"name: {n}\n" in d for n in new.values()) and "imageName" in d]
+    assert len(inserted) == len(new)
+    rest = after
+    for block in inserted:
+        rest = rest.replace("\n---\n" + block, "", 1)
+    # (a block at the very end takes the file's last newline with it)
+    assert rest.rstrip("\n") + "\n" == _replace_refs(before, new)
+    assert after.endswith("\n")
+    for line in before.splitlines():
+        if line.lstrip().startswith("#"):
+            assert line in after
+
+    # The new templates copy the old ones, with the new name and image only.
+    old_docs, new_docs = by_kind_name(docs(before)), by_kind_name(docs(after))
+    for old, repl in new.items():
+        copy = new_docs[("HCloudMachineTemplate", repl)]
+        orig = old_docs[("HCloudMachineTemplate", old)]
+        assert copy["spec"]["template"]["spec"] == {**orig["spec"]["template"]["spec"], "imageName": built.name}
+        assert copy["metadata"] == {**orig["metadata"], "name": repl}
+        assert ("HCloudMachineTemplate", old) in new_docs  # the old one stays until the rollout is done
+    # The copy's comment about the old image is gone, comments elsewhere in it stay.
+    assert "preKubeadmCommands install the rest" not in "".join(inserted)
+
+
+def _replace_refs(text: str, names: dict[str, str]) -> str:
+    """The template names replaced in infrastructureRef lines only, by hand."""
+    out, in_ref = [], False
+    for line in text.splitlines(keepends=True):
+        if "infrastructureRef: {" in line:
+            for old, new in names.items():
+                line = line.replace(f"name: {old}}}", f"name: {new}}}")
+        elif "infrastructureRef:" in line:
+            in_ref = True
+        elif in_ref and line.strip().startswith("name:"):
+            in_ref = False
+            old = line.split("name:", 1)[1].split("#")[0].strip().strip("'\"")
+            line = line.replace(old, names.get(old, old), 1)
+        out.append(line)
+    return "".join(out)
+
+
+def test_rerun_is_a_no_op_and_dry_run_writes_nothing(built: Built, tmp_path: Path) -> None:
+    _, after, _ = _round_trip(built, tmp_path, "v1beta2.yaml")
+    path = tmp_path / "v1beta2.yaml"
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+    assert r.returncode == 0, r.stderr
+    assert path.read_text() == after
+    assert "already uses" in r.stderr
+    shutil.copy(CLUSTERS / "v1beta1.yaml", path)
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert path.read_text() == (CLUSTERS / "v1beta1.yaml").read_text()
+    assert f'+      name: "alpha-control-plane-{built.name}"' in r.stdout
+
+
+def _apply_component(base: list[Any], component: Path) -> list[Any]:
+    """What kustomize does with our Component, in Python: add its resources, apply each
+    JSON6902 patch to the one object its target selects."""
+    kz = safe.load((component / "kustomization.yaml").read_text())
+    assert kz["kind"] == "Component"
+    out = [json.loads(json.dumps(d)) for d in base]
+    for res in kz["resources"]:
+        out += docs((component / res).read_text())
+    for p in kz["patches"]:
+        t = p["target"]
+        hits = [
+            i
+            for i, d in enumerate(out)
+            if d["kind"] == t["kind"]
+            and d["metadata"]["name"] == t["name"]
+            and d["apiVersion"] == f"{t['group']}/{t['version']}"
+            and d["metadata"].get("namespace") == t.get("namespace")
+        ]
+        assert len(hits) == 1, t
+        out[hits[0]] = jsonpatch.apply_patch(out[hits[0]], safe.load(p["patch"]))
+    return out
+
+
+@pytest.mark.parametrize("fixture", ["v1beta1.yaml", "v1beta2.yaml"])
+def test_kustomize_component_applies(built: Built, tmp_path: Path, fixture: str) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    shutil.copy(CLUSTERS / fixture, base / fixture)
+    (base / "kustomization.yaml").write_text(f"resources:\n- {fixture}\n")
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(base / fixture), "--kustomize", str(tmp_path / "rollout"))
+    assert r.returncode == 0, r.stderr
+    assert (base / fixture).read_text() == (CLUSTERS / fixture).read_text()  # inputs untouched
+
+    # The expected result: the same files edited in place.
+    _, edited, _ = _round_trip(built, tmp_path, fixture)
+    want = by_kind_name(docs(edited))
+
+    got = by_kind_name(_apply_component(docs((CLUSTERS / fixture).read_text()), tmp_path / "rollout"))
+    assert got == want
+
+    if shutil.which("kubectl"):
+        overlay = tmp_path / "overlay"
+        overlay.mkdir()
+        (overlay / "kustomization.yaml").write_text("resources:\n- ../base\ncomponents:\n- ../rollout\n")
+        out = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert by_kind_name(docs(out.stdout)) == want
+        # A base that drifted from what the patch expects fails instead of being re-pointed.
+        drifted = re.sub(r'-control-plane("?)   #', r'-control-plane-old\1   #', (CLUSTERS / fixture).read_text())
+        assert drifted != (CLUSTERS / fixture).read_text()
+        (base / fixture).write_text(drifted)
+        out = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0
+
+
+def test_ambiguous_and_missing_image_names_are_rejected(built: Built, tmp_path: Path) -> None:
+    path = tmp_path / "v1beta2.yaml"
+    shutil.copy(CLUSTERS / "v1beta2.yaml", path)
+    before = path.read_text()
+
+    r = manifests(built, "--image", "k8s-v1.31.4-nowhere", "--cluster", str(path))
+    assert r.returncode == 2
+    assert "resolves to no image for x86" in r.stderr
+    assert "ImageNotFound" in r.stderr
+
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path), "--server-type", "cax11")
+    assert r.returncode == 2
+    assert "resolves to no image for arm (server type cax11)" in r.stderr
+
+    client, _ = make_client("t", built.lc.endpoint)
+    other = client.images.get_by_id(built.other["snapshot_id"])
+    client.images.update(other, labels={**(other.labels or {}), "caph-image-name": built.name})
+    try:
+        r = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+        assert r.returncode == 2
+        assert f"imageName '{built.name}' is ambiguous for x86" in r.stderr
+        assert str(built.other["snapshot_id"]) in r.stderr
+    finally:
+        client.images.update(other, labels={**(other.labels or {}), "caph-image-name": built.other["caph_image_name"]})
+    assert path.read_text() == before
+
+
+def test_input_errors(built: Built, tmp_path: Path) -> None:
+    failed = tmp_path / "failed.json"
+    failed.write_text(json.dumps({"result": "failure", "error": "boom"}))
+    r = manifests(built, "--from", str(failed))
+    assert r.returncode == 2
+    assert "records no published image" in r.stderr
+
+    lonely = tmp_path / "md.yaml"
+    lonely.write_text((CLUSTERS / "v1beta2.yaml").read_text().split("---\napiVersion: infrastructure", 1)[0])
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(lonely))
+    assert r.returncode == 2
+    assert "references HCloudMachineTemplate 'beta-control-plane', which is in none of the given files" in r.stderr
+
+    r = manifests(built, "--from", str(built.manifest), "--image", "x")
+    assert r.returncode == 2
+    assert "exactly one of --from" in r.stderr
+
+
+def test_template_names() -> None:
+    assert new_template_name("md-0", "ubuntu-24.04", "K8s_v1.31.4") == "md-0-k8s-v1.31.4"
+    assert new_template_name("md-0-k8s-v1.31.4", "k8s-v1.31.4", "k8s-v1.32.0") == "md-0-k8s-v1.32.0"
+    assert len(new_template_name("x" * 250, None, "y" * 20)) <= 253
+    assert issubclass(ManifestError, ValueError)
