@@ -245,6 +245,55 @@ def plan(
 
 
 @app.command()
+def prune(
+    project: ProjectOpt,
+    keep: Annotated[int | None, typer.Option(help="newest snapshots kept per family (default: retention.keep)")] = None,
+    in_use: Annotated[
+        list[Path] | None, typer.Option(help="cluster manifests whose imageNames are spared (file or dir, repeatable)")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="delete; without it, only say what would be deleted")] = False,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+    log_format: LogFormatOpt = "auto",
+) -> None:
+    """Keep the newest N published snapshots per family (OS, arch, Kubernetes minor); spare those
+    servers run from or manifests name. Dry run unless --yes."""
+    from . import prune as pr
+
+    logmod.configure(log_format)  # type: ignore[arg-type]
+    config = _project(project)
+    keep = config.retention.keep if keep is None else keep
+    if keep < 1:
+        raise _fail(EXIT_INPUT, "--keep must be at least 1: prune never deletes a family's newest image")
+    try:
+        names = pr.in_use_names(in_use or [])
+        with target(config) as tgt:
+            logmod.redact(tgt.token)
+            client, counter = make_client(tgt.token, tgt.endpoint)
+            cloud = Cloud(client, counter, config.retry)
+            report = pr.execute(cloud, pr.plan(cloud, config, keep, names), yes=yes)
+    except pr.PruneInputError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
+    except MissingTokenError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
+    except CloudError as e:
+        raise _fail(EXIT_FAILED, str(e)) from e
+    rows = [d.as_dict() for d in report.decisions]
+    if output == "json":
+        print(json.dumps(rows, indent=1))
+    else:
+        t = Table(
+            title=f"prune {project}: keep {keep} per family" + ("" if yes else " (dry run)")
+        )
+        for col in ("id", CAPH_LABEL, "family", "action", "reason", "outcome"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(*(str(r[c]) for c in ("id", CAPH_LABEL, "family", "action", "reason", "outcome")))
+        Console().print(t)
+    if report.failed:
+        raise typer.Exit(EXIT_CLEANUP)
+
+
+@app.command()
 def manifests(
     from_manifest: Annotated[
         Path | None, typer.Option("--from", help="build manifest JSON written by capi-image build")

@@ -62,6 +62,12 @@ class Polling(Strict):
     initial: float = Field(0.5, gt=0, description="first delay, growing up to a cap")
 
 
+class Retention(Strict):
+    """What ``capi-image prune`` keeps."""
+
+    keep: int = Field(3, ge=1, description="newest published snapshots kept per family (OS, arch, k8s minor)")
+
+
 class ProjectConfig(Strict):
     name: str
     endpoint: str | None = Field(
@@ -83,6 +89,7 @@ class ProjectConfig(Strict):
     timeouts: Timeouts = Field(default_factory=Timeouts)
     retry: Retry = Field(default_factory=Retry)
     polling: Polling = Field(default_factory=Polling)
+    retention: Retention = Field(default_factory=Retention)
 
     @field_validator("os")
     @classmethod

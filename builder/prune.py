@@ -1,0 +1,160 @@
+"""``capi-image prune``: keep the newest N published snapshots per image family.
+
+A family is what one nightly job rebuilds: same OS, architecture and Kubernetes minor, within
+the project's own labels (``created-by=capi-image`` plus ``labels:`` of the project config), so
+one project's prune never touches another's images. A snapshot is spared, with the reason said,
+when it is among the newest N, not yet available, the image of an existing server (CAPH
+resolves imageName again for every new machine, and a running node's image is how a rollback
+boots), or named as ``imageName`` in manifests given with ``--in-use``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hcloud import APIException
+from hcloud.images import BoundImage, Image
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from . import log as logmod
+from .build import CREATED_BY
+from .caph import CAPH_LABEL
+from .cloud import Cloud, CloudError
+from .config import ProjectConfig
+
+log = logmod.get("capi-image.prune")
+
+
+class PruneInputError(ValueError):
+    pass
+
+
+@dataclass
+class Decision:
+    image_id: int
+    caph_image_name: str
+    family: str
+    created: dt.datetime | None
+    action: Literal["keep", "delete"]
+    reason: str
+    outcome: str = ""  # deleted / would delete / failed: …
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.image_id,
+            CAPH_LABEL: self.caph_image_name,
+            "family": self.family,
+            "created": self.created.isoformat() if self.created else None,
+            "action": self.action,
+            "reason": self.reason,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass
+class PruneReport:
+    decisions: list[Decision] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Decision]:
+        return [d for d in self.decisions if d.outcome.startswith("failed")]
+
+
+def family_of(labels: dict[str, str]) -> str:
+    version = labels.get("kubernetes_version", "?")
+    minor = ".".join(version.split(".")[:2])
+    return f"{labels.get('os', '?')}/{labels.get('arch', '?')}/k8s-{minor}"
+
+
+def in_use_names(paths: list[Path]) -> dict[str, str]:
+    """Every ``imageName`` in the given manifests (files or directories) → the file naming it."""
+    found: dict[str, str] = {}
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "imageName" and isinstance(value, str):
+                    found.setdefault(value, where)
+                else:
+                    walk(value, where)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, where)
+
+    for p in paths:
+        if not p.exists():
+            raise PruneInputError(f"--in-use {p} does not exist")
+        files = sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml")) if p.is_dir() else [p]
+        for f in files:
+            try:
+                for doc in YAML(typ="safe").load_all(f.read_text()):
+                    walk(doc, str(f))
+            except YAMLError as e:
+                raise PruneInputError(f"{f} is not valid YAML: {e}") from e
+    return found
+
+
+def plan(cloud: Cloud, config: ProjectConfig, keep: int, in_use: dict[str, str]) -> PruneReport:
+    if keep < 1:
+        raise PruneInputError("--keep must be at least 1: prune never deletes a family's newest image")
+    client = cloud.client
+    selector = ",".join([f"created-by={CREATED_BY}", *(f"{k}={v}" for k, v in sorted(config.labels.items()))])
+    images: list[BoundImage] = cloud.call(
+        "list snapshots", lambda: client.images.get_all(label_selector=selector, type=["snapshot"])
+    )
+    servers = cloud.call("list servers", lambda: client.servers.get_all())
+    used_by: dict[int, list[str]] = defaultdict(list)
+    for s in servers:
+        if s.image is not None and s.image.id is not None:
+            used_by[s.image.id].append(f"{s.name} ({s.id})")
+
+    families: dict[str, list[BoundImage]] = defaultdict(list)
+    for image in images:
+        labels = image.labels or {}
+        if CAPH_LABEL in labels:  # unpublished snapshots are gc's business
+            families[family_of(labels)].append(image)
+    report = PruneReport()
+    for family in sorted(families):
+        members = sorted(
+            families[family], key=lambda i: (i.created or dt.datetime.min.replace(tzinfo=dt.UTC), i.id), reverse=True
+        )
+        for rank, image in enumerate(members):
+            assert image.id is not None
+            name = (image.labels or {})[CAPH_LABEL]
+            if rank < keep:
+                action, reason = "keep", f"newest {keep} of {family} (#{rank + 1})"
+            elif image.status != "available":
+                action, reason = "keep", f"status {image.status}"
+            elif image.id in used_by:
+                action, reason = "keep", "image of server(s) " + ", ".join(used_by[image.id])
+            elif name in in_use:
+                action, reason = "keep", f"imageName in {in_use[name]}"
+            else:
+                action, reason = "delete", f"older than the newest {keep} of {family}"
+            report.decisions.append(Decision(image.id, name, family, image.created, action, reason))  # type: ignore[arg-type]
+    return report
+
+
+def execute(cloud: Cloud, report: PruneReport, *, yes: bool) -> PruneReport:
+    for d in report.decisions:
+        if d.action != "delete":
+            d.outcome = "kept"
+            continue
+        if not yes:
+            d.outcome = "would delete (dry run; --yes deletes)"
+            continue
+        try:
+            cloud.call(f"delete snapshot {d.image_id}", lambda i=d.image_id: cloud.client.images.delete(Image(id=i)))  # type: ignore[misc]
+            d.outcome = "deleted"
+        except CloudError as e:
+            if isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found":
+                d.outcome = "deleted"
+            else:
+                d.outcome = f"failed: {e}"
+        log.info("prune.delete", image_id=d.image_id, caph_image_name=d.caph_image_name, outcome=d.outcome)
+    return report
