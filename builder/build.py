@@ -37,7 +37,7 @@ from . import log as logmod
 from .caph import CAPH_LABEL, caph_images
 from .cloud import Cloud, CloudError
 from .config import ConfigError, ProjectConfig
-from .interrupts import Interrupted, SignalGuard
+from .interrupts import Interrupted, SignalGuard, StopSignal
 from .keys import KeyPair, host_key_user_data
 from .planning import recipe_context, render
 from .ssh import ProvisionError, Session
@@ -106,6 +106,7 @@ class Build:
         guard: SignalGuard | None = None,
         boot_test: bool | None = None,
         on_phase: Callable[[str, str], None] | None = None,
+        stop: StopSignal | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.config = config
@@ -116,6 +117,7 @@ class Build:
         self.manifest_path = manifest_path or Path("dist") / f"build-{self.build_id}.json"
         self.guard = guard or SignalGuard()
         self.on_phase = on_phase or (lambda _phase, _state: None)
+        self.stop = stop
         self.started = now().replace(microsecond=0)
         self.tracked = Tracked()
         self.phases: dict[str, float] = {}
@@ -168,6 +170,8 @@ class Build:
     # ------------------------------------------------------------------ phases
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        if self.stop is not None:
+            self.stop.check(self.guard)
         self.log.info("phase.start", phase=name)
         self.on_phase(name, "start")
         t0 = time.monotonic()
@@ -232,10 +236,12 @@ class Build:
                 result.labels = {**self.snapshot_labels(), CAPH_LABEL: self.image_name} if result.ok else {}
                 result.manifest = self.write_manifest(result, cleanup_error)
             structlog.contextvars.unbind_contextvars("build_id")
+        if cleanup_error is not None:
+            # Leftovers outrank the build's own failure: the caller must hear "run gc".
+            detail = f"{result.error}; then cleanup: {cleanup_error}" if failure is not None else str(cleanup_error)
+            raise CleanupIncompleteError(detail) from cleanup_error
         if failure is not None:
             raise failure
-        if cleanup_error is not None:
-            raise CleanupIncompleteError(str(cleanup_error)) from cleanup_error
         self.log.info("build.done", image_id=result.image_id, caph_image_name=result.image_name)
         return result
 
@@ -640,6 +646,9 @@ class Build:
     def _delete_server(self, sid: int) -> None:
         servers = self.cloud.client.servers
         deadline = self.config.timeouts.api_action
+        # A server stays locked while a snapshot of it is taken (an interrupt mid-snapshot):
+        # waiting out the snapshot is the only way to delete it.
+        unlock_deadline = deadline + self.config.timeouts.snapshot
 
         def gone() -> bool | None:
             try:
@@ -663,7 +672,7 @@ class Build:
                     return None
                 raise
 
-        [action] = self.cloud.poll(f"server {sid} unlocked", request, deadline)
+        [action] = self.cloud.poll(f"server {sid} unlocked", request, unlock_deadline)
         self.log.info("server.delete_requested", server_id=sid, action=getattr(action, "id", None))
         if action is not None and action.id is not None:
             self.cloud.wait_action("delete server", action.id, deadline)

@@ -13,17 +13,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from . import log as logmod
+from .budget import RequestBudget
 from .build import CREATED_BY, Build, CleanupIncompleteError
 from .caph import CAPH_LABEL
 from .cloud import Cloud, CloudError, make_client
 from .config import ConfigError, ProjectConfig, load_project
 from .endpoint import MissingTokenError, target
 from .gc import collect, parse_duration
-from .interrupts import Interrupted, SignalGuard
+from .interrupts import Interrupted, SignalGuard, StopSignal
 from .planning import recipe_context, render
 from .report import PhaseDisplay, summary
 
@@ -60,23 +62,37 @@ def _project(name: str) -> ProjectConfig:
 @app.command()
 def build(
     project: ProjectOpt,
-    manifest: Annotated[Path | None, typer.Option(help="where to write the build manifest JSON")] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="where to write the build manifest JSON (with --matrix: the summary)")
+    ] = None,
     keep_on_failure: Annotated[bool, typer.Option(help="keep the server of a failed build for debugging")] = False,
     boot_test: Annotated[
         bool, typer.Option(help="boot the snapshot once before publishing (default: the project's boot_test)")
     ] = True,
+    os_profile: Annotated[str | None, typer.Option("--os", help="OS profile instead of the project's os")] = None,
+    matrix: Annotated[bool, typer.Option(help="build every combination of the project's matrix")] = False,
+    parallel: Annotated[int | None, typer.Option(help="matrix builds at a time (default: matrix.parallel)")] = None,
     log_format: LogFormatOpt = "auto",
     build_id: Annotated[str | None, typer.Option(help="use this build id (default: random)", hidden=True)] = None,
 ) -> None:
     """Build a node image and publish it as a snapshot labelled caph-image-name."""
     logmod.configure(log_format)  # type: ignore[arg-type]
     config = _project(project)
+    if os_profile is not None:
+        try:
+            config = ProjectConfig.model_validate({**config.model_dump(), "os": os_profile})
+        except ValidationError as e:
+            raise _fail(EXIT_INPUT, f"--os: {e.errors()[0]['msg']}") from e
+    if matrix:
+        _build_matrix(config, manifest, parallel, keep_on_failure=keep_on_failure, boot_test=boot_test)
+        return
     guard = SignalGuard()
+    budget = RequestBudget(config.api_budget.limit, config.api_budget.per_second, config.api_budget.reserve)
     with guard.installed():
         try:
             with target(config) as tgt:
                 logmod.redact(tgt.token)
-                client, counter = make_client(tgt.token, tgt.endpoint)
+                client, counter = make_client(tgt.token, tgt.endpoint, budget=budget)
                 cloud = Cloud(client, counter, config.retry, poll_initial=config.polling.initial)
                 b = Build(config, cloud, endpoint=tgt.endpoint, build_id=build_id, keep_on_failure=keep_on_failure,
                           manifest_path=manifest, guard=guard, boot_test=None if boot_test else False)  # fmt: skip
@@ -98,6 +114,69 @@ def build(
         except (CloudError, RuntimeError, TimeoutError, OSError) as e:
             raise _fail(EXIT_FAILED, f"build failed: {e}") from e
     print(json.dumps({"snapshot_id": result.image_id, CAPH_LABEL: result.image_name, "manifest": str(b.manifest_path)}))
+
+
+def _build_matrix(
+    config: ProjectConfig, manifest: Path | None, parallel: int | None, *, keep_on_failure: bool, boot_test: bool
+) -> None:
+    import datetime as dt
+
+    from . import matrix as mx
+    from .build import new_build_id
+
+    try:
+        variants = mx.expand(config)
+    except ConfigError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
+    assert config.matrix is not None
+    workers = parallel or config.matrix.parallel
+    if workers < 1:
+        raise _fail(EXIT_INPUT, "--parallel must be at least 1")
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    summary_path = manifest or Path("dist") / f"matrix-{started.strftime('%Y%m%d-%H%M%S')}.json"
+    ab = config.api_budget
+    budget = RequestBudget(ab.limit, ab.per_second, ab.reserve)
+    guard = SignalGuard()
+    with guard.installed():
+        try:
+            with target(config) as tgt:
+                logmod.redact(tgt.token)
+
+                def factory(v: mx.Variant, budget: RequestBudget, stop: StopSignal) -> Build:
+                    client, counter = make_client(tgt.token, tgt.endpoint, budget=budget)
+                    g = SignalGuard()
+                    cloud = Cloud(client, counter, v.config.retry, poll_initial=v.config.polling.initial,
+                                  sleep=stop.sleeper(g))  # fmt: skip
+                    bid = new_build_id()
+                    return Build(v.config, cloud, endpoint=tgt.endpoint, build_id=bid, keep_on_failure=keep_on_failure,
+                                 manifest_path=summary_path.parent / f"build-{bid}.json", guard=g, stop=stop,
+                                 boot_test=None if boot_test else False)  # fmt: skip
+
+                outcome = mx.run(variants, factory, parallel=workers, budget=budget, guard=guard)
+        except MissingTokenError as e:
+            raise _fail(EXIT_INPUT, str(e)) from e
+    doc = mx.summary_doc(outcome, budget, started)
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    summary_path.write_text(json.dumps(doc, indent=2) + "\n")
+    t = Table(title=f"matrix {config.name}: {len(variants)} builds, {doc['api_requests']} API requests")
+    for col in ("variant", "status", "snapshot_id", CAPH_LABEL, "seconds", "error"):
+        t.add_column(col)
+    for row in doc["builds"]:
+        t.add_row(
+            *(
+                str(row[c] if row[c] is not None else "")
+                for c in ("variant", "status", "snapshot_id", CAPH_LABEL, "seconds", "error")
+            )
+        )
+    Console(stderr=True).print(t)
+    print(json.dumps({**doc, "summary": str(summary_path)}))
+    statuses = {r.status for r in outcome.results}
+    if outcome.interrupted is not None:
+        raise _fail(128 + outcome.interrupted.signum, f"{outcome.interrupted}; every build cleaned up")
+    if "cleanup incomplete" in statuses:
+        raise _fail(EXIT_CLEANUP, "a build could not delete everything it created: run capi-image gc")
+    if statuses != {"published"}:
+        raise _fail(EXIT_FAILED, "some builds failed: see the table; the others are published")
 
 
 @app.command()
@@ -281,9 +360,7 @@ def prune(
     if output == "json":
         print(json.dumps(rows, indent=1))
     else:
-        t = Table(
-            title=f"prune {project}: keep {keep} per family" + ("" if yes else " (dry run)")
-        )
+        t = Table(title=f"prune {project}: keep {keep} per family" + ("" if yes else " (dry run)"))
         for col in ("id", CAPH_LABEL, "family", "action", "reason", "outcome"):
             t.add_column(col)
         for r in rows:

@@ -19,6 +19,8 @@ from hcloud import APIException, Client
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from . import log as logmod
+from .budget import RequestBudget
+from .budget import install as install_budget
 from .config import Retry
 
 T = TypeVar("T")
@@ -62,7 +64,9 @@ class RequestCounter:
         self.by_call[key] = self.by_call.get(key, 0) + 1
 
 
-def make_client(token: str, endpoint: str, *, timeout: tuple[float, float] = (10, 60)) -> tuple[Client, RequestCounter]:
+def make_client(
+    token: str, endpoint: str, *, timeout: tuple[float, float] = (10, 60), budget: RequestBudget | None = None
+) -> tuple[Client, RequestCounter]:
     from . import __version__
 
     client = Client(
@@ -78,6 +82,8 @@ def make_client(token: str, endpoint: str, *, timeout: tuple[float, float] = (10
     base._retry_max_retries = 0
     counter = RequestCounter()
     base._session.hooks["response"].append(counter.hook)
+    if budget is not None:
+        install_budget(base._session, budget)
     # A dropped connection surfaces as ChunkedEncodingError or ConnectionError: never retried
     # by requests itself either.
     return client, counter

@@ -68,6 +68,42 @@ class Retention(Strict):
     keep: int = Field(3, ge=1, description="newest published snapshots kept per family (OS, arch, k8s minor)")
 
 
+class Matrix(Strict):
+    """Several images from one project: every combination of these, built concurrently
+    (``capi-image build --matrix``). An empty list means the project's own value."""
+
+    versions: list[Path] = Field(default_factory=list, description="image-builder var files (Kubernetes versions)")
+    os: list[str] = Field(default_factory=list, description="OS profiles")
+    architecture: list[Literal["x86", "arm"]] = Field(default_factory=list)
+    server_types: dict[Literal["x86", "arm"], str] = Field(
+        default_factory=dict, description="build server type per architecture (default: server_type)"
+    )
+    parallel: int = Field(2, ge=1, le=16, description="builds at the same time")
+
+    @field_validator("os")
+    @classmethod
+    def _profiles(cls, v: list[str]) -> list[str]:
+        unknown = [o for o in v if o not in PROFILES]
+        if unknown:
+            raise ValueError(f"unknown OS profile(s) {unknown}; known: {', '.join(PROFILES)}")
+        return v
+
+
+class ApiBudget(Strict):
+    """The project's API request budget (Hetzner: 3600/hour, +1/s), shared by all builds of a
+    process; ``reserve`` is left to everyone else in the project (CAPH, other jobs)."""
+
+    limit: int = Field(3600, ge=1)
+    per_second: float = Field(1.0, gt=0)
+    reserve: int = Field(300, ge=0)
+
+    @model_validator(mode="after")
+    def _room(self) -> ApiBudget:
+        if self.reserve >= self.limit:
+            raise ValueError(f"reserve {self.reserve} must be below limit {self.limit}")
+        return self
+
+
 class ProjectConfig(Strict):
     name: str
     endpoint: str | None = Field(
@@ -90,6 +126,8 @@ class ProjectConfig(Strict):
     retry: Retry = Field(default_factory=Retry)
     polling: Polling = Field(default_factory=Polling)
     retention: Retention = Field(default_factory=Retention)
+    matrix: Matrix | None = None
+    api_budget: ApiBudget = Field(default_factory=ApiBudget)
 
     @field_validator("os")
     @classmethod

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 from . import log as logmod
@@ -58,3 +59,35 @@ class SignalGuard:
             yield
         finally:
             self.shielded = previous
+
+
+class StopSignal:
+    """Tells builds running in worker threads (a matrix) to stop: signals reach only the main
+    thread, which sets this; each build notices it at its next phase or wait."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signum = 0
+
+    def set(self, signum: int) -> None:
+        self.signum = signum
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def sleeper(self, guard: SignalGuard) -> Callable[[float], None]:
+        """A sleep for the build's Cloud: raises Interrupted when stopped, except while the
+        build's cleanup runs (shielded), which must finish its waits."""
+
+        def sleep(seconds: float) -> None:
+            if guard.shielded:
+                time.sleep(seconds)
+            elif self._event.wait(seconds):
+                raise Interrupted(self.signum)
+
+        return sleep
+
+    def check(self, guard: SignalGuard) -> None:
+        if self._event.is_set() and not guard.shielded:
+            raise Interrupted(self.signum)

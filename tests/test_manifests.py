@@ -112,7 +112,9 @@ def test_cluster_manifests_round_trip(built: Built, tmp_path: Path, fixture: str
 
     # Take the inserted template documents out again: what is left must be the original text
     # with only the ref names changed, byte for byte (comments, quotes, flow maps, order).
-    inserted = [d for d in after.split("\n---\n") if any(f"name: {n}\n" in d for n in new.values()) and "imageName" in d]
+    inserted = [
+        d for d in after.split("\n---\n") if any(f"name: {n}\n" in d for n in new.values()) and "imageName" in d
+    ]
     assert len(inserted) == len(new)
     rest = after
     for block in inserted:
@@ -196,7 +198,9 @@ def test_kustomize_component_applies(built: Built, tmp_path: Path, fixture: str)
     base.mkdir()
     shutil.copy(CLUSTERS / fixture, base / fixture)
     (base / "kustomization.yaml").write_text(f"resources:\n- {fixture}\n")
-    r = manifests(built, "--from", str(built.manifest), "--cluster", str(base / fixture), "--kustomize", str(tmp_path / "rollout"))
+    r = manifests(
+        built, "--from", str(built.manifest), "--cluster", str(base / fixture), "--kustomize", str(tmp_path / "rollout")
+    )
     assert r.returncode == 0, r.stderr
     assert (base / fixture).read_text() == (CLUSTERS / fixture).read_text()  # inputs untouched
 
@@ -215,7 +219,7 @@ def test_kustomize_component_applies(built: Built, tmp_path: Path, fixture: str)
         assert out.returncode == 0, out.stderr
         assert by_kind_name(docs(out.stdout)) == want
         # A base that drifted from what the patch expects fails instead of being re-pointed.
-        drifted = re.sub(r'-control-plane("?)   #', r'-control-plane-old\1   #', (CLUSTERS / fixture).read_text())
+        drifted = re.sub(r'-control-plane("?)   #', r"-control-plane-old\1   #", (CLUSTERS / fixture).read_text())
         assert drifted != (CLUSTERS / fixture).read_text()
         (base / fixture).write_text(drifted)
         out = subprocess.run(["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, timeout=60)

@@ -66,7 +66,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "kind: HCloudMachineTemplate\nmetadata: {name: md}\nspec:\n  template:\n    spec:\n"
             f"      imageName: {(b_oldest.labels or {})['caph-image-name']}\n      type: cpx22\n"
         )
-        yield World(lc, tmp / "config", ids, out.result.image_id, ids["a"][0], (b_oldest.labels or {})["caph-image-name"])
+        yield World(
+            lc, tmp / "config", ids, out.result.image_id, ids["a"][0], (b_oldest.labels or {})["caph-image-name"]
+        )
 
 
 def prune(w: World, *args: str) -> subprocess.CompletedProcess[str]:
@@ -82,7 +84,9 @@ def snapshot_ids(w: World) -> set[int]:
 
 
 def test_families() -> None:
-    assert family_of({"os": "ubuntu-2404", "arch": "x86", "kubernetes_version": "v1.31.4"}) == "ubuntu-2404/x86/k8s-v1.31"
+    assert (
+        family_of({"os": "ubuntu-2404", "arch": "x86", "kubernetes_version": "v1.31.4"}) == "ubuntu-2404/x86/k8s-v1.31"
+    )
 
 
 def test_dry_run_then_yes(world: World) -> None:

@@ -1,0 +1,174 @@
+"""Matrix builds: several images (Kubernetes versions x OS profiles x architectures) in one
+process, a bounded number at a time, all drawing on one API request budget.
+
+Every build is an ordinary ``Build`` with its own client, keys and cleanup, so one failing
+cleans up after itself and leaves the others running. Signals reach only the main thread: it
+sets a ``StopSignal`` that each build notices at its next phase or wait, then waits for all of
+them to finish their cleanup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provision.versions import VersionsError, load_versions
+
+from . import log as logmod
+from .budget import RequestBudget
+from .build import Build, BuildResult, CleanupIncompleteError
+from .config import ConfigError, ProjectConfig
+from .interrupts import Interrupted, SignalGuard, StopSignal
+
+log = logmod.get("capi-image.matrix")
+
+
+@dataclass(frozen=True)
+class Variant:
+    key: str  # os/arch/k8s, unique within the matrix
+    config: ProjectConfig
+
+
+@dataclass
+class VariantResult:
+    variant: Variant
+    build_id: str = ""
+    result: BuildResult | None = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+    manifest: Path | None = None
+
+    @property
+    def status(self) -> str:
+        if self.result is not None:
+            return "published"
+        if isinstance(self.error, CleanupIncompleteError):
+            return "cleanup incomplete"
+        if isinstance(self.error, Interrupted):
+            return "interrupted"
+        return "failed" if self.error is not None else "not run"
+
+
+@dataclass
+class MatrixOutcome:
+    results: list[VariantResult] = field(default_factory=list)
+    interrupted: Interrupted | None = None
+
+
+def expand(config: ProjectConfig) -> list[Variant]:
+    """Every combination, each a complete project config; checked without any API call."""
+    m = config.matrix
+    if m is None:
+        raise ConfigError(f"project '{config.name}' has no matrix: add a `matrix:` section or build without --matrix")
+    default_arch = config.architecture or ("arm" if config.server_type.startswith("cax") else "x86")
+    variants = []
+    for versions in m.versions or [config.versions]:
+        for os_name in m.os or [config.os]:
+            for arch in m.architecture or [default_arch]:
+                cfg = config.model_copy(
+                    update={
+                        "versions": versions,
+                        "os": os_name,
+                        "architecture": arch,
+                        "server_type": m.server_types.get(arch, config.server_type),
+                        "matrix": None,
+                    }
+                )
+                try:
+                    semver = load_versions(cfg.versions_path()).kubernetes_semver
+                except VersionsError as e:
+                    raise ConfigError(str(e)) from e
+                variants.append(Variant(f"{os_name}/{arch}/k8s-{semver}", cfg))
+    keys = [v.key for v in variants]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise ConfigError(f"the matrix lists {dupes} more than once (the same var file twice?)")
+    names: dict[str, str] = {}
+    for v in variants:
+        # Two variants whose image names could only differ by the timestamp would race.
+        probe = v.config.image_name.format(
+            kubernetes_semver=v.key.split("k8s-")[1], kubernetes_series="", os=v.config.os, arch=v.config.architecture,
+            timestamp="T", date="D", build_id="B", project=config.name,
+        )  # fmt: skip
+        if probe in names and "{build_id}" not in v.config.image_name:
+            raise ConfigError(
+                f"image_name '{v.config.image_name}' gives {names[probe]} and {v.key} the same name; "
+                "add {os}, {arch} and {kubernetes_semver} to it"
+            )
+        names[probe] = v.key
+    return variants
+
+
+BuildFactory = Callable[[Variant, RequestBudget, StopSignal], Build]
+
+
+def run(
+    variants: list[Variant],
+    factory: BuildFactory,
+    *,
+    parallel: int,
+    budget: RequestBudget,
+    guard: SignalGuard | None = None,
+) -> MatrixOutcome:
+    """Run the builds, at most ``parallel`` at once. Never raises for a build's failure: each
+    ends up in the outcome. A signal stops them all (each cleans up) and is reported."""
+    stop = StopSignal()
+    outcome = MatrixOutcome([VariantResult(v) for v in variants])
+    guard = guard or SignalGuard()
+
+    def one(slot: VariantResult) -> None:
+        t0 = time.monotonic()
+        b = factory(slot.variant, budget, stop)
+        slot.build_id, slot.manifest = b.build_id, b.manifest_path
+        try:
+            slot.result = b.run()
+        except BaseException as e:  # recorded; the other builds go on
+            slot.error = e
+        finally:
+            slot.seconds = round(time.monotonic() - t0, 1)
+
+    log.info("matrix.start", builds=len(variants), parallel=parallel, variants=[v.key for v in variants])
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="build") as pool:
+        pending: set[Future[None]] = {pool.submit(one, slot) for slot in outcome.results}
+        while pending:
+            try:
+                _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            except Interrupted as e:
+                outcome.interrupted = e
+                stop.set(e.signum)
+                log.warning("matrix.stopping", signal=e.signum, note="every build cleans up first")
+                with guard.shield():
+                    for slot_future in pending:
+                        slot_future.cancel()  # not started yet: nothing to clean
+                    wait(pending)
+                pending = set()
+    for slot in outcome.results:
+        if slot.status == "not run" and outcome.interrupted is not None:
+            slot.error = outcome.interrupted
+    return outcome
+
+
+def summary_doc(outcome: MatrixOutcome, budget: RequestBudget, started: dt.datetime) -> dict[str, Any]:
+    return {
+        "started": started.isoformat(),
+        "api_requests": budget.requests,
+        "api_budget_wait_seconds": round(budget.waited, 1),
+        "builds": [
+            {
+                "variant": r.variant.key,
+                "status": r.status,
+                "build_id": r.build_id,
+                "snapshot_id": r.result.image_id if r.result else None,
+                "caph-image-name": r.result.image_name if r.result else None,
+                "error": logmod.scrub(str(r.error)) if r.error is not None else None,
+                "seconds": r.seconds,
+                "manifest": str(r.manifest) if r.manifest else None,
+            }
+            for r in outcome.results
+        ],
+    }
