@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import CAPH_LABEL, PreflightError
+from builder.build import PreflightError
+from builder.caph import CAPH_LABEL
 from localcloud.server import LocalCloud
 
 from .buildkit import NO_LEAKS, leftovers, project, run_build, snapshots, stub_cloud
