@@ -73,7 +73,10 @@ def build(
     matrix: Annotated[bool, typer.Option(help="build every combination of the project's matrix")] = False,
     parallel: Annotated[int | None, typer.Option(help="matrix builds at a time (default: matrix.parallel)")] = None,
     log_format: LogFormatOpt = "auto",
-    build_id: Annotated[str | None, typer.Option(help="use this build id (default: random)", hidden=True)] = None,
+    build_id: Annotated[
+        str | None,
+        typer.Option(help="use this build id, e.g. a CI run id, so gc --build-id can find it (default: random)"),
+    ] = None,
 ) -> None:
     """Build a node image and publish it as a snapshot labelled caph-image-name."""
     logmod.configure(log_format)  # type: ignore[arg-type]
@@ -479,6 +482,20 @@ def manifests(
             indent=1,
         )
     )
+
+
+@app.command("summary")
+def summary_cmd(
+    files: Annotated[list[Path], typer.Argument(help="build manifests or matrix summaries (JSON)")],
+    title: Annotated[str, typer.Option(help="heading of the report")] = "Node images",
+) -> None:
+    """Markdown report of builds (for $GITHUB_STEP_SUMMARY): images, status, the manifests snippet."""
+    from .summary import SummaryError, markdown
+
+    try:
+        print(markdown(files, title=title), end="")
+    except SummaryError as e:
+        raise _fail(EXIT_INPUT, str(e)) from e
 
 
 def main() -> None:

@@ -276,3 +276,18 @@ def test_template_names() -> None:
     assert new_template_name("md-0-k8s-v1.31.4", "k8s-v1.31.4", "k8s-v1.32.0") == "md-0-k8s-v1.32.0"
     assert len(new_template_name("x" * 250, None, "y" * 20)) <= 253
     assert issubclass(ManifestError, ValueError)
+
+
+def test_summary_of_a_build_manifest(built: Built, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "builder.cli", "summary", str(built.manifest), "--title", "Images for p"]
+    r = run_cli(cmd, built.config, built.lc.endpoint)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("## Images for p\n")
+    assert f"| ubuntu-2404/x86/k8s-v1.31.4 | published | `{built.name}` | {built.snapshot_id} |" in r.stdout
+    assert f"      imageName: {built.name}\n      type: cpx22\n" in r.stdout
+    assert f"`HCLOUD_IMAGE={built.snapshot_id}`" in r.stdout
+    junk = tmp_path / "junk.json"
+    junk.write_text("{}")
+    r = run_cli([*cmd[:4], str(junk)], built.config, built.lc.endpoint)
+    assert r.returncode == 2
+    assert "neither a build manifest nor a matrix summary" in r.stderr

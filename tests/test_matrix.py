@@ -111,6 +111,11 @@ def test_one_failure_leaves_the_others_published(lc: LocalCloud, tmp_path: Path)
     assert statuses == ["failed", "published", "published", "published"]
     (failed,) = [b for b in doc["builds"] if b["status"] == "failed"]
     assert "create image" in failed["error"]
+    report = subprocess.run([sys.executable, "-m", "builder.cli", "summary", str(tmp_path / "matrix.json")],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.count("| published |") == 3
+    assert f"**{failed['variant']}** failed: " in report.stdout
     assert len(snapshots(lc)) == 3
     assert leftovers(lc) == NO_LEAKS
 
