@@ -174,10 +174,10 @@ def _build_matrix(
     Console(stderr=True).print(t)
     print(json.dumps({**doc, "summary": str(summary_path)}))
     statuses = {r.status for r in outcome.results}
+    if "cleanup incomplete" in statuses:  # outranks everything: the caller must run gc
+        raise _fail(EXIT_CLEANUP, "a build could not delete everything it created: run capi-image gc")
     if outcome.interrupted is not None:
         raise _fail(128 + outcome.interrupted.signum, f"{outcome.interrupted}; every build cleaned up")
-    if "cleanup incomplete" in statuses:
-        raise _fail(EXIT_CLEANUP, "a build could not delete everything it created: run capi-image gc")
     if statuses != {"published"}:
         raise _fail(EXIT_FAILED, "some builds failed: see the table; the others are published")
 

@@ -123,9 +123,9 @@ def run(
 
     def one(slot: VariantResult) -> None:
         t0 = time.monotonic()
-        b = factory(slot.variant, budget, stop)
-        slot.build_id, slot.manifest = b.build_id, b.manifest_path
         try:
+            b = factory(slot.variant, budget, stop)
+            slot.build_id, slot.manifest = b.build_id, b.manifest_path
             slot.result = b.run()
         except BaseException as e:  # recorded; the other builds go on
             slot.error = e
