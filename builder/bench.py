@@ -118,6 +118,56 @@ def packer_like(lc: LocalCloud, factor: float) -> Row:
     return Row("packer-like (500 ms polling)", len(lc.admin().requests()), wall, sum(MODEL.values()) * factor)
 
 
+def matrix_rows(lc: LocalCloud, factor: float, tmp: Path) -> list[tuple[str, ...]]:
+    """A matrix of four images (2 OS x 2 architectures) built one at a time and four at a
+    time, sharing one request budget: wall time against the modelled ideal."""
+    from .budget import RequestBudget
+    from .interrupts import SignalGuard, StopSignal
+    from .matrix import Variant, expand, run
+
+    cfg = ProjectConfig.model_validate(
+        {
+            "name": "bench-matrix",
+            "endpoint": lc.endpoint,
+            "location": "fsn1",
+            "server_type": "cpx22",
+            "os": "ubuntu-2404",
+            "recipe": "minimal",
+            "boot_test": False,
+            "versions": REPO_ROOT / "config/vars/k8s-1.31.json",
+            "image_name": "k8s-{kubernetes_semver}-{os}-{arch}-{build_id}",
+            "matrix": {"os": ["ubuntu-2404", "ubuntu-2204"], "architecture": ["x86", "arm"],
+                       "server_types": {"arm": "cax11"}},
+        }
+    )  # fmt: skip
+    variants = expand(cfg)
+    one_build = sum(MODEL.values()) * factor
+    rows: list[tuple[str, ...]] = []
+    first_wall = 0.0
+    for parallel in (1, len(variants)):
+        budget = RequestBudget()
+
+        def factory(v: Variant, budget: RequestBudget, stop: StopSignal, parallel: int = parallel) -> Build:
+            client, counter = make_client("bench", lc.endpoint, budget=budget)
+            guard = SignalGuard()
+            cloud = Cloud(client, counter, Retry(), sleep=stop.sleeper(guard))
+            out = tmp / f"matrix-{parallel}-{v.key.replace('/', '_')}.json"
+            return Build(v.config, cloud, endpoint=lc.endpoint, manifest_path=out, guard=guard, stop=stop)
+
+        lc.admin().clear_requests()
+        t0 = time.monotonic()
+        outcome = run(variants, factory, parallel=parallel, budget=budget)
+        wall = time.monotonic() - t0
+        failed = [r.variant.key for r in outcome.results if r.status != "published"]
+        if failed:
+            raise RuntimeError(f"matrix bench: {failed} not published")
+        first_wall = first_wall or wall
+        ideal = one_build * -(-len(variants) // parallel)
+        rows.append((str(parallel), str(len(variants)), str(len(lc.admin().requests())), f"{wall:.2f}",
+                     f"{ideal:.2f}", f"{first_wall / wall:.2f}x"))  # fmt: skip
+    return rows
+
+
 def vm_row(tmp: Path) -> tuple[str, str, str, str]:
     """The full recipe on a real VM (localcloud qemu + its artifact mirror): snapshot size
     against the bytes used in the guest at shutdown."""
@@ -148,6 +198,7 @@ def main(
     vm: Annotated[
         bool, typer.Option(help="also build the local project on a real VM: snapshot size vs bytes used")
     ] = False,
+    matrix: Annotated[bool, typer.Option(help="also a matrix of 4 builds, 1 vs 4 at a time")] = False,
 ) -> None:
     logmod.configure("json", stream=open("/dev/null", "w"))  # noqa: SIM115 - silence build logs
     with (
@@ -155,6 +206,7 @@ def main(
         LocalCloud(Settings(backend="stub", action_times=action_times(factor))) as lc,
     ):
         rows = [ours(lc, factor, Path(tmp)), packer_like(lc, factor)]
+        mrows = matrix_rows(lc, factor, Path(tmp)) if matrix else []
     table = Table(title=f"build against localcloud, modelled times x{factor} ({dt.date.today()})")
     for col in ("client", "API requests", "wall s", "modelled cloud s", "overhead s"):
         table.add_column(col, justify="right" if col != "client" else "left")
@@ -163,6 +215,14 @@ def main(
     console = Console()
     console.print(table)
     console.print("targets: capi-image <= 30 API requests per build, <= 3 s overhead beyond the modelled cloud time")
+    if mrows:
+        mt = Table(title="matrix build: 2 OS x 2 architectures, one request budget")
+        for col in ("parallel", "builds", "API requests", "wall s", "modelled ideal s", "speed-up"):
+            mt.add_column(col, justify="right")
+        for mrow in mrows:
+            mt.add_row(*mrow)
+        console.print(mt)
+        console.print("target: 4 at a time >= 3x faster than one at a time, the same requests")
     if vm:
         with tempfile.TemporaryDirectory() as tmp:
             row = vm_row(Path(tmp))
