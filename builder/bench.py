@@ -122,8 +122,7 @@ def matrix_rows(lc: LocalCloud, factor: float, tmp: Path) -> list[tuple[str, ...
     """A matrix of four images (2 OS x 2 architectures) built one at a time and four at a
     time, sharing one request budget: wall time against the modelled ideal."""
     from .budget import RequestBudget
-    from .interrupts import SignalGuard, StopSignal
-    from .matrix import Variant, expand, run
+    from .matrix import expand, factory, run
 
     cfg = ProjectConfig.model_validate(
         {
@@ -147,16 +146,10 @@ def matrix_rows(lc: LocalCloud, factor: float, tmp: Path) -> list[tuple[str, ...
     for parallel in (1, len(variants)):
         budget = RequestBudget()
 
-        def factory(v: Variant, budget: RequestBudget, stop: StopSignal, parallel: int = parallel) -> Build:
-            client, counter = make_client("bench", lc.endpoint, budget=budget)
-            guard = SignalGuard()
-            cloud = Cloud(client, counter, Retry(), sleep=stop.sleeper(guard))
-            out = tmp / f"matrix-{parallel}-{v.key.replace('/', '_')}.json"
-            return Build(v.config, cloud, endpoint=lc.endpoint, manifest_path=out, guard=guard, stop=stop)
-
+        make = factory(lc.endpoint, "bench", tmp / f"matrix-{parallel}")
         lc.admin().clear_requests()
         t0 = time.monotonic()
-        outcome = run(variants, factory, parallel=parallel, budget=budget)
+        outcome = run(variants, make, parallel=parallel, budget=budget)
         wall = time.monotonic() - t0
         failed = [r.variant.key for r in outcome.results if r.status != "published"]
         if failed:

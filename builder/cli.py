@@ -25,7 +25,7 @@ from .cloud import Cloud, CloudError, make_client
 from .config import ConfigError, ProjectConfig, load_project
 from .endpoint import MissingTokenError, target
 from .gc import collect, parse_duration
-from .interrupts import Interrupted, SignalGuard, StopSignal
+from .interrupts import Interrupted, SignalGuard
 from .planning import recipe_context, render
 from .report import PhaseDisplay, summary
 
@@ -125,7 +125,6 @@ def _build_matrix(
     import datetime as dt
 
     from . import matrix as mx
-    from .build import new_build_id
 
     try:
         variants = mx.expand(config)
@@ -145,17 +144,9 @@ def _build_matrix(
             with target(config) as tgt:
                 logmod.redact(tgt.token)
 
-                def factory(v: mx.Variant, budget: RequestBudget, stop: StopSignal) -> Build:
-                    client, counter = make_client(tgt.token, tgt.endpoint, budget=budget)
-                    g = SignalGuard()
-                    cloud = Cloud(client, counter, v.config.retry, poll_initial=v.config.polling.initial,
-                                  sleep=stop.sleeper(g))  # fmt: skip
-                    bid = new_build_id()
-                    return Build(v.config, cloud, endpoint=tgt.endpoint, build_id=bid, keep_on_failure=keep_on_failure,
-                                 manifest_path=summary_path.parent / f"build-{bid}.json", guard=g, stop=stop,
-                                 boot_test=None if boot_test else False)  # fmt: skip
-
-                outcome = mx.run(variants, factory, parallel=workers, budget=budget, guard=guard)
+                make = mx.factory(tgt.endpoint, tgt.token, summary_path.parent, keep_on_failure=keep_on_failure,
+                                  boot_test=None if boot_test else False)  # fmt: skip
+                outcome = mx.run(variants, make, parallel=workers, budget=budget, guard=guard)
         except MissingTokenError as e:
             raise _fail(EXIT_INPUT, str(e)) from e
     doc = mx.summary_doc(outcome, budget, started)

@@ -21,7 +21,8 @@ from provision.versions import VersionsError, load_versions
 
 from . import log as logmod
 from .budget import RequestBudget
-from .build import Build, BuildResult, CleanupIncompleteError
+from .build import Build, BuildResult, CleanupIncompleteError, new_build_id
+from .cloud import Cloud, make_client
 from .config import ConfigError, ProjectConfig
 from .interrupts import Interrupted, SignalGuard, StopSignal
 
@@ -105,6 +106,21 @@ def expand(config: ProjectConfig) -> list[Variant]:
 
 
 BuildFactory = Callable[[Variant, RequestBudget, StopSignal], Build]
+
+
+def factory(endpoint: str, token: str, manifest_dir: Path, **build_kwargs: Any) -> BuildFactory:
+    """Builds for ``run``: each with its own client on the shared budget, and waits that
+    notice the stop signal (except during its cleanup)."""
+
+    def make(v: Variant, budget: RequestBudget, stop: StopSignal) -> Build:
+        client, counter = make_client(token, endpoint, budget=budget)
+        guard = SignalGuard()
+        cloud = Cloud(client, counter, v.config.retry, poll_initial=v.config.polling.initial, sleep=stop.sleeper(guard))
+        build_id = new_build_id()
+        return Build(v.config, cloud, endpoint=endpoint, build_id=build_id, guard=guard, stop=stop,
+                     manifest_path=manifest_dir / f"build-{build_id}.json", **build_kwargs)  # fmt: skip
+
+    return make
 
 
 def run(
