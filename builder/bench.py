@@ -60,8 +60,9 @@ def action_times(factor: float) -> dict[str, float]:
     }
 
 
-def ours(lc: LocalCloud, factor: float, tmp: Path) -> Row:
-    cfg = ProjectConfig.model_validate(
+def bench_project(lc: LocalCloud, **extra: object) -> ProjectConfig:
+    """The benchmarked project: minimal recipe on stand-in machines, no boot test."""
+    return ProjectConfig.model_validate(
         {
             "name": "bench",
             "endpoint": lc.endpoint,
@@ -71,8 +72,13 @@ def ours(lc: LocalCloud, factor: float, tmp: Path) -> Row:
             "recipe": "minimal",
             "boot_test": False,
             "versions": REPO_ROOT / "config/vars/k8s-1.31.json",
+            **extra,
         }
     )
+
+
+def ours(lc: LocalCloud, factor: float, tmp: Path) -> Row:
+    cfg = bench_project(lc)
     client, counter = make_client("bench", lc.endpoint)
     lc.admin().clear_requests()
     t0 = time.monotonic()
@@ -124,21 +130,12 @@ def matrix_rows(lc: LocalCloud, factor: float, tmp: Path) -> list[tuple[str, ...
     from .budget import RequestBudget
     from .matrix import expand, factory, run
 
-    cfg = ProjectConfig.model_validate(
-        {
-            "name": "bench-matrix",
-            "endpoint": lc.endpoint,
-            "location": "fsn1",
-            "server_type": "cpx22",
-            "os": "ubuntu-2404",
-            "recipe": "minimal",
-            "boot_test": False,
-            "versions": REPO_ROOT / "config/vars/k8s-1.31.json",
-            "image_name": "k8s-{kubernetes_semver}-{os}-{arch}-{build_id}",
-            "matrix": {"os": ["ubuntu-2404", "ubuntu-2204"], "architecture": ["x86", "arm"],
-                       "server_types": {"arm": "cax11"}},
-        }
-    )  # fmt: skip
+    cfg = bench_project(
+        lc,
+        name="bench-matrix",
+        image_name="k8s-{kubernetes_semver}-{os}-{arch}-{build_id}",
+        matrix={"os": ["ubuntu-2404", "ubuntu-2204"], "architecture": ["x86", "arm"], "server_types": {"arm": "cax11"}},
+    )
     variants = expand(cfg)
     one_build = sum(MODEL.values()) * factor
     rows: list[tuple[str, ...]] = []
