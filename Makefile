@@ -6,6 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROJECT ?= local
 PYTEST_ARGS ?=
+# Two workers: the real-VM tests in one (xdist_group "vm"), the rest beside them. -n 0 in
+# PYTEST_ARGS runs everything in one process.
+PYTEST_XDIST ?= -n 2 --dist loadgroup
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap genisoimage e2fsprogs hcloud-cli openssh-client python3-venv ca-certificates
 SYSTEM_TOOLS := qemu-system-x86_64 qemu-img mmdebstrap genisoimage debugfs mkfs.ext4 hcloud ssh
@@ -48,7 +51,7 @@ base-image: setup
 
 # pytest exits 5 when it collected nothing; say so instead of failing obscurely.
 test: setup base-image
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
 
 lint: python-deps

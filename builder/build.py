@@ -272,11 +272,7 @@ class Build:
             raise PreflightError(
                 f"server type {cfg.server_type} is not offered in {cfg.location} (only {sorted(offered)})"
             )
-        image = self._get(
-            "image", lambda: self.cloud.client.images.get_by_name_and_architecture(cfg.base_image, self.arch)
-        )
-        if image is None:
-            raise PreflightError(f"image '{cfg.base_image}' does not exist for architecture {self.arch}")
+        image = self._find_base_image(cfg.base_image)
         self.base_image = image
 
         self.image_name = cfg.image_name.format(
@@ -308,6 +304,35 @@ class Build:
                 "CAPH would see the name as ambiguous; choose another image_name"
             )
         self.log.info("preflight.ok", image_name=self.image_name, base_image=image.id, arch=self.arch)
+
+    def _find_base_image(self, ref: str) -> BoundImage:
+        """A system image by name, or any image by ID (e.g. a snapshot to build on), as the
+        hcloud API's own ``image`` parameter accepts both."""
+        if not ref.isdigit():
+            image = self._get("image", lambda: self.cloud.client.images.get_by_name_and_architecture(ref, self.arch))
+            if image is None:
+                raise PreflightError(f"image '{ref}' does not exist for architecture {self.arch}")
+            return image  # type: ignore[no-any-return]
+
+        def by_id() -> BoundImage | None:
+            try:
+                return self.cloud.client.images.get_by_id(int(ref))
+            except APIException as e:
+                if e.code == "not_found":
+                    return None
+                raise
+
+        found = self._get("image", by_id)
+        if found is None:
+            raise PreflightError(f"image {ref} does not exist")
+        assert isinstance(found, BoundImage)
+        if found.architecture != self.arch:
+            raise PreflightError(
+                f"image {ref} is for {found.architecture}, server type {self.config.server_type} is {self.arch}"
+            )
+        if found.status != "available":
+            raise PreflightError(f"image {ref} is {found.status}, not available")
+        return found
 
     def _get(self, what: str, fn: Callable[[], Any]) -> Any:
         try:

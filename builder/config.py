@@ -115,7 +115,10 @@ class ProjectConfig(Strict):
     server_type: str
     architecture: Literal["x86", "arm"] | None = None
     os: str = Field(description="OS profile: " + ", ".join(PROFILES))
-    image: str | None = Field(None, description="hcloud system image to boot; default: the profile's")
+    image: str | None = Field(
+        None,
+        description="image to boot: a system image name, or an image ID (a snapshot to build on); default: the profile's",
+    )
     versions: Path = Path("vars/k8s-1.31.json")
     image_name: str = "k8s-{kubernetes_semver}-{os}-{arch}-{timestamp}"
     labels: dict[str, str] = Field(default_factory=dict)

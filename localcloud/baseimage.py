@@ -42,10 +42,11 @@ manage_etc_hosts: true
 datasource_list: [NoCloud, None]
 """
 
+INITRAMFS_MODULES = "".join(f"{m}\\n" for m in ("virtio_pci", "virtio_blk", "virtio_net", "ext4"))
 FSTAB = "LABEL=root / ext4 defaults,discard,errors=remount-ro 0 1\n"
 
 # Bumped whenever the recipe below changes, so a cached image is rebuilt.
-BASE_IMAGE_VERSION = 2
+BASE_IMAGE_VERSION = 3
 # mkfs would give a 4 GiB filesystem a 64 MiB journal; a build's writes cycle through all of
 # it and every journal block ends up in the snapshot. 16 MiB keeps snapshots close to the data.
 JOURNAL_MB = 16
@@ -59,6 +60,12 @@ def _hooks() -> list[str]:
         f'printf "{FSTAB.strip()}\\n" > "$1/etc/fstab"',
         # Each instance must get its own identity: cloud-init makes host keys, systemd the id.
         'rm -f "$1"/etc/ssh/ssh_host_* && : > "$1/etc/machine-id"',
+        # The initramfs holds only what this VM needs to mount its root (virtio disk, ext4), not
+        # Debian's MODULES=most: under TCG every regeneration (open-iscsi and lvm2 in the node
+        # recipe trigger one) took 250 s instead of 100 s, and each boot unpacks a 15 MB initrd.
+        'printf "MODULES=list\\n" > "$1/etc/initramfs-tools/conf.d/localcloud.conf"',
+        f'printf "{INITRAMFS_MODULES}" >> "$1/etc/initramfs-tools/modules"',
+        'chroot "$1" update-initramfs -u -k all',
         'chroot "$1" apt-get clean',
     ]
 

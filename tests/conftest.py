@@ -68,6 +68,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cli: drives Debian's hcloud CLI")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `make test` runs pytest-xdist with --dist loadgroup: every real-VM test goes to one worker,
+    # one after the other (they are CPU-bound under TCG and some assert that no other VM runs),
+    # while the stub tests, which mostly wait on modelled cloud time, run beside them.
+    for item in items:
+        if item.get_closest_marker("qemu"):
+            item.add_marker(pytest.mark.xdist_group("vm"))
+
+
 @pytest.fixture
 def cloud_settings() -> Settings:
     return Settings(backend="stub", action_times=dict(FAST), record_exchanges=True)

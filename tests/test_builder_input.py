@@ -55,6 +55,13 @@ CASES = [
         "good-token",
         "image 'windows-11' does not exist for architecture x86",
     ),
+    ("image-id", STUB_PROJECT + "image: '999999999'\n", "good-token", "image 999999999 does not exist"),
+    (
+        "image-id-arch",
+        STUB_PROJECT + "image: '100000004'\n",  # localcloud's ubuntu-24.04 for arm
+        "good-token",
+        "image 100000004 is for arm, server type cpx22 is x86",
+    ),
     (
         "arch-mismatch",
         STUB_PROJECT + "architecture: arm\n",

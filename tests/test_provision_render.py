@@ -69,6 +69,10 @@ def test_full_plan_renders_every_step(profile: str, arch: str) -> None:
     assert ("linux-tools-virtual" in install) == (profile.startswith("ubuntu") and arch == "x86")
     assert any("dist-upgrade" in c for c in setup.commands())
     assert any("mask apt-daily.timer" in c for c in setup.commands())
+    # held packages (our own snapshot as the base) are released before apt touches anything
+    cmds = setup.commands()
+    unhold = next(i for i, c in enumerate(cmds) if "apt-mark unhold" in c)
+    assert unhold < next(i for i, c in enumerate(cmds) if " update" in c)
     provider = " ".join(plan.step("hcloud-provider").commands())
     for pkg in ("nfs-common", "open-iscsi", "lvm2", "xfsprogs", "cloud-init"):
         assert pkg in provider

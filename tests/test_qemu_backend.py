@@ -3,6 +3,8 @@ the ACPI button, snapshots, boots the snapshot, and leaves nothing behind."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +156,35 @@ def test_vm_lifecycle_snapshot_and_boot_from_snapshot(qemu_cloud: LocalCloud, tm
     assert state_dir is not None
     assert list((state_dir / "servers").iterdir()) == []
     assert list((state_dir / "images").iterdir()) == []
+
+
+def test_kvm_probe_runs_once_per_host_boot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken KVM costs the probe its whole timeout; its answer is cached per boot, QEMU and kernel."""
+    from localcloud.machines import qemu
+
+    if not shutil.which("qemu-system-x86_64"):
+        pytest.skip("qemu-system-x86_64 is not installed")
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"k")
+    calls: list[Path] = []
+
+    def fake_probe(k: Path, timeout: float = 30.0) -> bool:
+        calls.append(k)
+        return len(calls) % 2 == 1  # alternate, so a stale cache would show
+
+    monkeypatch.setattr(qemu, "probe_kvm", fake_probe)
+    monkeypatch.setattr(qemu, "_boot_id", lambda: "boot-a")
+    assert qemu.cached_probe_kvm(kernel, tmp_path / "cache") is True
+    assert qemu.cached_probe_kvm(kernel, tmp_path / "cache") is True
+    assert len(calls) == 1
+    monkeypatch.setattr(qemu, "_boot_id", lambda: "boot-b")  # the host rebooted
+    assert qemu.cached_probe_kvm(kernel, tmp_path / "cache") is False
+    assert len(calls) == 2
+    kernel.write_bytes(b"newer kernel")
+    os.utime(kernel, (1, 1))  # another kernel file
+    qemu.cached_probe_kvm(kernel, tmp_path / "cache")
+    assert len(calls) == 3
+    monkeypatch.setattr(qemu, "_boot_id", lambda: "")  # no boot id: never trust a cache
+    qemu.cached_probe_kvm(kernel, tmp_path / "cache")
+    qemu.cached_probe_kvm(kernel, tmp_path / "cache")
+    assert len(calls) == 5

@@ -109,23 +109,14 @@ class Gate:
         st.requests.append(record)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         correlation = uuid.uuid4().hex[:16]
-        captured: dict[str, Any] = {"status": 0, "headers": [], "body": bytearray()}
+        captured: dict[str, Any] = {"status": 0, "headers": [], "body": bytearray(), "done": False}
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                extra = {**st.bucket.headers(), "X-Correlation-Id": correlation}
-                message["headers"] = list(message.get("headers", [])) + [
-                    (k.encode(), v.encode()) for k, v in extra.items()
-                ]
-                captured["headers"] = message["headers"]
-            elif message["type"] == "http.response.body" and st.config.record_exchanges:
-                captured["body"] += message.get("body", b"")
-            await send(message)
-
-        try:
-            await self._handle(scope, receive, send, send_wrapper, headers, record, method, path)
-        finally:
+        def finish() -> None:
+            # Runs before the last body chunk is handed to the server: a client that has its answer
+            # must find the request (and its exchange) in the logs, or tests race the server thread.
+            if captured["done"]:
+                return
+            captured["done"] = True
             record.status = captured["status"]
             record.duration_ms = round((time.monotonic() - start) * 1000, 2)
             if st.config.record_exchanges and captured["status"]:
@@ -135,6 +126,26 @@ class Gate:
                 st.exchanges.append(
                     Exchange(method, path, query, captured["status"], ctype, bytes(captured["body"]), bare)
                 )
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                extra = {**st.bucket.headers(), "X-Correlation-Id": correlation}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k.encode(), v.encode()) for k, v in extra.items()
+                ]
+                captured["headers"] = message["headers"]
+            elif message["type"] == "http.response.body":
+                if st.config.record_exchanges:
+                    captured["body"] += message.get("body", b"")
+                if not message.get("more_body", False):
+                    finish()
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, send, send_wrapper, headers, record, method, path)
+        finally:
+            finish()
 
     async def _handle(
         self,

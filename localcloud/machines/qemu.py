@@ -56,7 +56,7 @@ def probe_kvm(kernel: Path, timeout: float = 30.0) -> bool:
     """True only if a KVM guest demonstrably gets through early boot.
 
     Nested virtualisation under PVM accepts ``-accel kvm`` and then dies mid-boot with "KVM
-    internal error … emulation failure", so /dev/kvm existing proves nothing.
+    internal error … emulation failure" (or hangs silently), so /dev/kvm existing proves nothing.
     """
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
@@ -71,6 +71,39 @@ def probe_kvm(kernel: Path, timeout: float = 30.0) -> bool:
     except subprocess.TimeoutExpired as e:
         text = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
     return bool(_KVM_OK.search(text)) and not _KVM_BROKEN.search(text)
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def cached_probe_kvm(kernel: Path, cache_dir: Path) -> bool:
+    """``probe_kvm`` once per host boot: a broken KVM costs the probe its whole timeout, and
+    every localcloud start (each test, each ``make image``) would pay it again. Whether KVM
+    works is a property of this boot of this host and this QEMU, so that is the cache key."""
+    qemu = shutil.which("qemu-system-x86_64") or ""
+    key = {
+        "boot_id": _boot_id(),
+        "qemu": qemu,
+        "qemu_mtime": os.stat(qemu).st_mtime if qemu else 0,
+        "kernel": str(kernel),
+        "kernel_mtime": kernel.stat().st_mtime,
+    }
+    path = cache_dir / "kvm-probe.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        cached = json.loads(path.read_text())
+        if key["boot_id"] and cached["key"] == key:
+            return bool(cached["kvm"])
+    ok = probe_kvm(kernel)
+    with contextlib.suppress(OSError):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "kvm": ok}))
+        tmp.replace(path)
+    return ok
 
 
 @dataclass
@@ -103,12 +136,14 @@ class QemuDriver:
         cpus: int = 2,
     ) -> None:
         self.state_dir = state_dir
+        self.cache_dir = cache_dir
         self.store = ImageStore(cache_dir)
         self.accel_choice = accel
         self.memory_mb = memory_mb
         self.cpus = cpus
         self.vms: dict[int, _VM] = {}
         self._accel: str | None = None
+        self._accel_lock = asyncio.Lock()
         self._power_off_cb: PowerOffCallback = lambda _sid: None
         for tool in ("qemu-system-x86_64", "qemu-img", "genisoimage"):
             if shutil.which(tool) is None:
@@ -138,14 +173,19 @@ class QemuDriver:
             for vm in self.vms.values()
         }
 
-    def accel(self, kernel: Path | None) -> str:
-        if self._accel is None:
-            if self.accel_choice in ("kvm", "tcg"):
-                self._accel = self.accel_choice
-            else:
-                self._accel = "kvm" if kernel is not None and probe_kvm(kernel) else "tcg"
-            log.info("qemu acceleration: %s", self._accel)
-        return self._accel
+    async def accel(self, kernel: Path | None) -> str:
+        async with self._accel_lock:
+            if self._accel is None:
+                if self.accel_choice in ("kvm", "tcg"):
+                    self._accel = self.accel_choice
+                elif kernel is None:
+                    self._accel = "tcg"
+                else:
+                    # Off the event loop: the API keeps answering while a broken KVM times out.
+                    kvm = await asyncio.to_thread(cached_probe_kvm, kernel, self.cache_dir)
+                    self._accel = "kvm" if kvm else "tcg"
+                log.info("qemu acceleration: %s", self._accel)
+            return self._accel
 
     # ------------------------------------------------------------------ lifecycle
     async def create(self, server: Server, image: Image) -> None:
@@ -184,8 +224,7 @@ class QemuDriver:
             image.initrd_path,
         )
 
-    def _command(self, vm: _VM) -> list[str]:
-        accel = self.accel(vm.kernel)
+    def _command(self, vm: _VM, accel: str) -> list[str]:
         cmd = [
             "qemu-system-x86_64", "-name", f"localcloud-{vm.server_id}",
             "-accel", "kvm" if accel == "kvm" else "tcg,thread=multi",
@@ -212,12 +251,13 @@ class QemuDriver:
         vm = self.vms[server.id]
         if vm.proc is not None and vm.proc.returncode is None:
             return
+        accel = await self.accel(vm.kernel)
         vm.qmp_path.unlink(missing_ok=True)
         vm.expected_exit = False
         stderr = open(vm.dir / "qemu.stderr", "ab")  # noqa: SIM115 - handed to the child
         try:
             vm.proc = await asyncio.create_subprocess_exec(
-                *self._command(vm), stdin=asyncio.subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                *self._command(vm, accel), stdin=asyncio.subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                 preexec_fn=_die_with_parent,
             )  # fmt: skip
         finally:

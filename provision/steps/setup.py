@@ -47,6 +47,9 @@ def setup(ctx: RecipeContext) -> Step:
             "for i in $(seq 60); do fuser /var/lib/dpkg/lock-frontend >/dev/null 2>&1 || exit 0; sleep 5; done; "
             "echo 'dpkg lock still held after 300s' >&2; exit 1"
         ),
+        # Building on one of our own snapshots (project `image: <id>`): sysprep held every
+        # package there; release them so this build can upgrade, and its sysprep holds again.
+        Run("apt-mark showhold | xargs -r apt-mark unhold >/dev/null"),
         Run(f"{APT_GET} update", env=APT_ENV),
     ]
     if ctx.options.dist_upgrade:
