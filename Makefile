@@ -6,9 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PROJECT ?= local
 PYTEST_ARGS ?=
-# Two workers: the real-VM tests in one (xdist_group "vm"), the rest beside them. -n 0 in
+# Two workers: the real-VM tests in one (see tests/conftest.py), the rest beside them. -n 0 in
 # PYTEST_ARGS runs everything in one process.
-PYTEST_XDIST ?= -n 2 --dist loadgroup
+PYTEST_XDIST ?= -n 2
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap genisoimage e2fsprogs hcloud-cli openssh-client python3-venv ca-certificates
 SYSTEM_TOOLS := qemu-system-x86_64 qemu-img mmdebstrap genisoimage debugfs mkfs.ext4 hcloud ssh
