@@ -155,6 +155,7 @@ class Cloud:
         end = time.monotonic() + deadline
         start = time.monotonic()
         backoff = self.poll_initial
+        last_progress: int | None = None
         while True:
             action = self.call(f"{name} (wait)", lambda: self.client.actions.get_by_id(action_id))
             if action.status != "running":
@@ -164,14 +165,18 @@ class Cloud:
                 raise CloudError(name, f"action {action_id} still running after {deadline:.0f}s")
             elapsed = now - start
             progress = action.progress or 0
-            if 0 < progress < 100 and elapsed > 0.2:
+            if 0 < progress < 100 and elapsed > 0.2 and progress != last_progress:
                 # Progress is a whole percent: the true value lies in [p, p+1). Sleeping until
                 # the earliest completion that allows (linear progress) never overshoots by
                 # more than the margin, and each look narrows the estimate.
                 delay = elapsed * 100 / (progress + 1) - elapsed + 0.1
+                backoff = self.poll_initial
             else:
+                # No progress yet, or none since the last look (an action overrunning its estimate
+                # sits at 99 %): back off, or the estimate above would poll several times a second.
                 delay = backoff
                 backoff = min(backoff * 2, cap)
+            last_progress = progress
             self.sleep(max(0.2, min(delay, cap, end - now)))
 
     def poll(self, name: str, check: Callable[[], T | None], deadline: float, *, cap: float = 10.0) -> T:

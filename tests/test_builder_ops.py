@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import time
 from pathlib import Path
 
 import paramiko
@@ -116,3 +117,28 @@ def test_every_log_event_of_a_build_carries_the_build_id(lc: LocalCloud, tmp_pat
     build_id = json.loads((tmp_path / "m.json").read_text())["build_id"]
     assert {e.get("build_id") for e in events} == {build_id}
     assert any(e["event"] == "step.output" or e["event"] == "step.end" for e in events)
+
+
+def test_an_action_stuck_at_99_percent_is_not_hammered() -> None:
+    """An action that overruns its estimate reports 99 % until it ends (localcloud does, when a
+    VM takes longer than modelled; so can Hetzner). The wait backs off instead of polling the
+    estimate's 0.2 s floor: before this, a 30 s overrun cost ~150 requests of the hourly budget."""
+    from types import SimpleNamespace
+
+    from builder.cloud import RequestCounter
+    from builder.config import Retry
+
+    t0 = time.monotonic()
+    looks: list[float] = []
+
+    def get_by_id(action_id: int) -> SimpleNamespace:
+        elapsed = time.monotonic() - t0
+        looks.append(elapsed)
+        if elapsed >= 2.5:
+            return SimpleNamespace(status="success", progress=100, error=None, command="start_server")
+        return SimpleNamespace(status="running", progress=99 if elapsed > 0.1 else 0, error=None, command="x")
+
+    client = SimpleNamespace(actions=SimpleNamespace(get_by_id=get_by_id))
+    cloud = Cloud(client, RequestCounter(), Retry(attempts=1), poll_initial=0.5)
+    assert cloud.wait_action("start server", 1, deadline=30)["status"] == "success"
+    assert len(looks) <= 6, [round(t, 2) for t in looks]  # the 0.2 s floor would take ~12
