@@ -41,12 +41,13 @@ def test_make_image_local_on_real_vms(tmp_path: Path) -> None:
         env.pop(var, None)
     manifest_path = tmp_path / "manifest.json"
     r = subprocess.run(
-        ["make", "-C", str(REPO_ROOT), "image", "PROJECT=local",
+        # -C alone would make print "Leaving directory" after the build's JSON line
+        ["make", "--no-print-directory", "-C", str(REPO_ROOT), "image", "PROJECT=local",
          f"BUILD_ARGS=--log-format json --manifest {manifest_path}"],
         env=env, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out = json.loads(r.stdout.strip().splitlines()[-1])  # capi-image's result, after make's echo
     manifest = json.loads(manifest_path.read_text())
     assert manifest["result"] == "success" and manifest["cleanup"] == "complete"
 
