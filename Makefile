@@ -15,17 +15,19 @@ SYSTEM_TOOLS := qemu-system-x86_64 qemu-img mmdebstrap genisoimage debugfs mkfs.
 
 BUILD_ARGS ?=
 
-.PHONY: help setup system-deps python-deps base-image test lint format serve image bench gc images clean
+.PHONY: help setup system-deps python-deps base-image artifacts golden test lint format serve image bench gc images clean
 
 help:
 	@echo "make image PROJECT=NAME  build a node image (PROJECT=local: against localcloud, no account)"
 	@echo "make test                the test suite (installs everything first)"
 	@echo "make lint                ruff + mypy"
 	@echo "make base-image          build localcloud's debian-12 base image (cached)"
+	@echo "make artifacts           populate localcloud's artifact mirror (cached)"
 	@echo "make serve               localcloud with real VMs on a free port"
 	@echo "make gc PROJECT=NAME     delete leftovers of crashed builds (BUILD_ARGS='--older-than 0s')"
 	@echo "make images PROJECT=NAME list the snapshots capi-image built"
 	@echo "make bench               API requests and overhead vs a Packer-like client"
+	@echo "make golden              regenerate the golden plans after a deliberate recipe change"
 	@echo "make setup               system packages + virtualenv only"
 
 system-deps:
@@ -49,8 +51,12 @@ setup: system-deps python-deps
 base-image: setup
 	$(PY) -m localcloud base-image
 
+# localcloud's artifact mirror (Debian's containerd/runc/CNI + labelled stand-ins), cached.
+artifacts: setup
+	$(PY) -m localcloud artifacts
+
 # pytest exits 5 when it collected nothing; say so instead of failing obscurely.
-test: setup base-image
+test: setup base-image artifacts
 	@$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
 
@@ -59,13 +65,17 @@ lint: python-deps
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Golden plans (tests/data/golden): regenerate after a deliberate recipe change, review the diff.
+golden: python-deps
+	$(PY) -m tests.golden --write
+
 format: python-deps
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 # The local project builds against localcloud's real VMs: it needs the base image.
 ifeq ($(PROJECT),local)
-IMAGE_DEPS := setup base-image
+IMAGE_DEPS := setup base-image artifacts
 else
 IMAGE_DEPS := python-deps
 endif
@@ -79,10 +89,17 @@ gc: python-deps
 images: python-deps
 	$(VENV)/bin/capi-image images --project $(PROJECT)
 
-bench: python-deps
+# --vm builds the local project on real VMs: it needs the base image and the artifact mirror.
+ifneq (,$(findstring --vm,$(BENCH_ARGS)))
+BENCH_DEPS := setup base-image artifacts
+else
+BENCH_DEPS := python-deps
+endif
+
+bench: $(BENCH_DEPS)
 	$(PY) -m builder.bench $(BENCH_ARGS)
 
-serve: base-image
+serve: base-image artifacts
 	$(PY) -m localcloud serve --backend qemu --state-dir .state/localcloud
 
 clean:

@@ -158,35 +158,62 @@ def matrix_rows(lc: LocalCloud, factor: float, tmp: Path) -> list[tuple[str, ...
     return rows
 
 
-def vm_row(tmp: Path) -> tuple[str, str, str, str]:
-    """The full recipe on a real VM (localcloud qemu + its artifact mirror): snapshot size
-    against the bytes used in the guest at shutdown."""
-    from localcloud.artifacts import MirrorServer, debian_binaries, full_recipe_project
+def vm_row(tmp: Path) -> tuple[str, ...]:
+    """``make image PROJECT=local`` against an external ``python -m localcloud serve`` (qemu) named
+    by HCLOUD_ENDPOINT — the shipped project unchanged: full recipe, the server's own artifact
+    mirror. Reports the snapshot size against the bytes used in the guest at shutdown, and how
+    long each server took to answer SSH: the build server from the base image, the boot-test
+    server from the snapshot (every CAPH node boots like the latter)."""
+    import os
+    import subprocess
+    import sys
+
+    from localcloud.machines.qemu import cached_probe_kvm
     from localcloud.paths import default_cache_dir
 
-    debian = debian_binaries(default_cache_dir() / "artifacts")
-    with MirrorServer(tmp / "mirror") as mirror, LocalCloud(Settings(backend="qemu", state_dir=tmp / "state")) as lc:
-        mirror.populate(debian)
-        cfg = ProjectConfig.model_validate(full_recipe_project(lc.endpoint, mirror, tmp / "k8s-local.json"))
-        client, counter = make_client("bench", lc.endpoint)
+    # The one-time KVM probe (30 s where KVM is broken) must not count as the build server's boot.
+    cached_probe_kvm(default_cache_dir() / "images" / "debian-12-x86" / "vmlinuz", default_cache_dir())
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "localcloud", "serve", "--backend", "qemu", "--state-dir", str(tmp / "state")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert serve.stdout is not None
+        endpoint = serve.stdout.readline().strip()
+        if not endpoint.startswith("http"):
+            raise RuntimeError("python -m localcloud serve did not start")
+        env = {**os.environ, "HCLOUD_ENDPOINT": endpoint, "HCLOUD_TOKEN": "bench"}
         t0 = time.monotonic()
-        Build(cfg, Cloud(client, counter, Retry()), endpoint=lc.endpoint, manifest_path=tmp / "vm.json").run()
+        r = subprocess.run(
+            [sys.executable, "-m", "builder.cli", "build", "-p", "local", "--log-format", "json",
+             "--manifest", str(tmp / "vm.json")],
+            env=env, capture_output=True, text=True, cwd=REPO_ROOT,
+        )  # fmt: skip
         wall = time.monotonic() - t0
+    finally:
+        serve.terminate()
+        serve.wait(timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"the local build failed (exit {r.returncode}): {r.stderr[-1500:]}")
     manifest = json.loads((tmp / "vm.json").read_text())
     size = manifest["image_size_gb"] * 1024**3
-    ratio = size / manifest["root_used_bytes"]
+    ssh = manifest["ssh_ready_seconds"]
     return (
-        f"{cfg.recipe} recipe, {cfg.os}",
+        f"local project ({len(manifest['steps'])} steps), {manifest['os']}",
         f"{size / 1e6:.0f} MB",
         f"{manifest['root_used_bytes'] / 1e6:.0f} MB",
-        f"{ratio:.3f} ({wall:.0f} s)",
+        f"{size / manifest['root_used_bytes']:.3f}",
+        f"{ssh['build']:.0f} s",
+        f"{ssh['boot-test']:.0f} s",
+        f"{ssh['boot-test'] / ssh['build']:.2f}",
+        f"{wall:.0f} s",
     )
 
 
 def main(
     factor: Annotated[float, typer.Option(help="scale of the modelled action times (1 = real durations)")] = 0.1,
     vm: Annotated[
-        bool, typer.Option(help="also build the local project on a real VM: snapshot size vs bytes used")
+        bool, typer.Option(help="also build the local project on real VMs: snapshot size, boot times")
     ] = False,
     matrix: Annotated[bool, typer.Option(help="also a matrix of 4 builds, 1 vs 4 at a time")] = False,
 ) -> None:
@@ -216,12 +243,17 @@ def main(
     if vm:
         with tempfile.TemporaryDirectory() as tmp:
             row = vm_row(Path(tmp))
-        vt = Table(title="snapshot size after sysprep (real VM, localcloud qemu)")
-        for col in ("build", "snapshot image_size", "root fs used at shutdown", "ratio (build time)"):
+        vt = Table(title=f"make image PROJECT=local against an external localcloud, real VMs ({dt.date.today()})")
+        for col in ("build", "snapshot image_size", "root fs used at shutdown", "size ratio",
+                    "SSH: build server", "SSH: from snapshot", "boot ratio", "build wall"):  # fmt: skip
             vt.add_column(col)
         vt.add_row(*row)
         console.print(vt)
-        console.print("target: ratio <= 1.05 (sysprep + fstrim leave no dead blocks in the snapshot)")
+        console.print(
+            "targets: size ratio <= 1.05 (sysprep + fstrim leave no dead blocks in the snapshot); "
+            "boot ratio <= 1.3 (a server from the snapshot answers SSH about as fast as the first boot; "
+            "both timed from the create call)"
+        )
 
 
 if __name__ == "__main__":

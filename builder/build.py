@@ -39,6 +39,8 @@ from .cloud import Cloud, CloudError
 from .config import ConfigError, ProjectConfig
 from .interrupts import Interrupted, SignalGuard, StopSignal
 from .keys import KeyPair, host_key_user_data
+from .localmirror import LocalMirror, MirrorUnavailableError, admin_base
+from .localmirror import lookup as lookup_local_mirror
 from .planning import recipe_context, render
 from .ssh import ProvisionError, Session
 
@@ -134,6 +136,11 @@ class Build:
         self.base_image: BoundImage | None = None
         self.root_used_bytes: int | None = None
         self.image_size_gb: float | None = None
+        self.local_mirror: LocalMirror | None = None
+        # Seconds from the create call until SSH answered, per server role: a snapshot that
+        # boots much slower than its base image delays every node CAPH creates from it.
+        self.ssh_ready_seconds: dict[str, float] = {}
+        self._created_at: dict[str, float] = {}
         self._failed = False
         self.kept_server_hint: str | None = None
         self.log = log.bind(build_id=self.build_id)
@@ -290,9 +297,19 @@ class Build:
             problem = label_key_problem(key) or label_value_problem(key, value)
             if problem:
                 raise PreflightError(f"label {key}={value!r} is invalid: {problem}")
+        if cfg.provision.uses_localcloud_mirror():
+            try:
+                self.local_mirror = lookup_local_mirror(self.endpoint, self.versions, self.arch)
+            except MirrorUnavailableError as e:
+                raise PreflightError(str(e)) from e
         try:
             self.recipe_ctx = recipe_context(
-                cfg, self.versions, build_id=self.build_id, started=self.started, arch=self.arch
+                cfg,
+                self.versions,
+                build_id=self.build_id,
+                started=self.started,
+                arch=self.arch,
+                localcloud_mirror=self.local_mirror.guest_url if self.local_mirror else None,
             )
             self.plan = render(cfg, self.recipe_ctx)
         except ConfigError as e:
@@ -401,6 +418,7 @@ class Build:
             found = servers.get_all(label_selector=self._selector(role))
             return found[0] if found else None
 
+        self._created_at[role] = time.monotonic()
         server = self.cloud.call(what, create, recover=recover)
         assert server.id is not None
         server_id: int = server.id
@@ -425,11 +443,16 @@ class Build:
         self.log.info("server.running", server_id=s.id, role=role, ip=s.public_net.ipv4.ip)
         return str(s.public_net.ipv4.ip)
 
-    def _connect(self, ip: str, login: KeyPair, host: KeyPair) -> Session:
+    def _connect(self, ip: str, login: KeyPair, host: KeyPair, role: str, server_id: int | None) -> Session:
         """SSH with the pinned host key, bounded retries and backoff; then cloud-init --wait."""
         session = Session(ip, login, host)
-        self.cloud.poll("SSH", lambda: True if session.try_connect() else None, self.config.timeouts.ssh, cap=10)
-        self.log.info("ssh.connected", ip=ip)
+        try:
+            self.cloud.poll("SSH", lambda: True if session.try_connect() else None, self.config.timeouts.ssh, cap=10)
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}{self._console_hint(server_id)}") from e
+        if role in self._created_at:
+            self.ssh_ready_seconds[role] = round(time.monotonic() - self._created_at[role], 1)
+        self.log.info("ssh.connected", ip=ip, role=role, seconds_since_create=self.ssh_ready_seconds.get(role))
         # Exit 2 means "done, with recoverable errors" (cloud-init >= 23.4): usable, but say so.
         status = session.run(
             "cloud-init status --wait >/dev/null 2>&1 && echo done || echo rc=$?",
@@ -443,6 +466,17 @@ class Build:
                 session.close()
                 raise ProvisionError("cloud-init", f"cloud-init failed ({status})")
         return session
+
+    def _console_hint(self, server_id: int | None) -> str:
+        """Where a localcloud server's serial console can still be read (Hetzner has no API
+        for it: its web console is interactive)."""
+        if self.config.endpoint != "localcloud" or server_id is None:
+            return ""
+        path = self.config.localcloud.state_dir / "consoles" / f"{server_id}.log"
+        return (
+            f" — serial console: {admin_base(self.endpoint)}/__localcloud/servers/{server_id}/console "
+            f"(kept after the server is deleted; an embedded localcloud keeps it in {path})"
+        )
 
     def create_ssh_key(self) -> None:
         self.tracked.ssh_key_id = self._upload_key("build", self.login_key, self.resource_name)
@@ -459,7 +493,9 @@ class Build:
 
     def wait_for_ssh(self) -> None:
         assert self.tracked.server_ip is not None
-        self.session = self._connect(self.tracked.server_ip, self.login_key, self.host_key)
+        self.session = self._connect(
+            self.tracked.server_ip, self.login_key, self.host_key, "build", self.tracked.server_id
+        )
 
     def provision(self) -> None:
         assert self.session is not None and self.plan is not None
@@ -561,7 +597,7 @@ class Build:
         ip = self._launch(
             "boot-test", f"{self.resource_name}-boot", self.tracked.image_id, self.tracked.boot_key_id, host, track
         )
-        session = self._connect(ip, login, host)
+        session = self._connect(ip, login, host, "boot-test", self.tracked.boot_server_id)
         try:
             checks = boot_checks(
                 self.recipe_ctx,
@@ -570,10 +606,13 @@ class Build:
                 build_instance_id=self.build_identity[1],
                 host_key_blob=host.public_openssh.split()[1],
             )
-            session.run_step(
-                Step("boot-test", "a server booted from the snapshot is a new, healthy node", tuple(checks)),
-                timeout=120,
-            )
+            try:
+                session.run_step(
+                    Step("boot-test", "a server booted from the snapshot is a new, healthy node", tuple(checks)),
+                    timeout=120,
+                )
+            except ProvisionError as e:
+                raise ProvisionError("boot-test", f"{e}{self._console_hint(self.tracked.boot_server_id)}") from e
         finally:
             session.close()
         boot_server_id = self.tracked.boot_server_id
@@ -763,6 +802,12 @@ class Build:
             "location": cfg.location,
             "base_image": cfg.base_image,
             "phases": self.phases,
+            "ssh_ready_seconds": self.ssh_ready_seconds,
+            "local_mirror": (
+                {"url": self.local_mirror.guest_url, "standins": list(self.local_mirror.standins)}
+                if self.local_mirror
+                else None
+            ),
             "steps": [
                 {"name": t.name, "seconds": t.seconds, "ok": t.ok}
                 for t in (self.session.timings if self.session else [])

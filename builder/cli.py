@@ -26,7 +26,6 @@ from .config import ConfigError, ProjectConfig, load_project
 from .endpoint import MissingTokenError, target
 from .gc import collect, parse_duration
 from .interrupts import Interrupted, SignalGuard
-from .planning import recipe_context, render
 from .report import PhaseDisplay, summary
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_CLEANUP = 0, 1, 2, 3
@@ -70,6 +69,12 @@ def build(
         bool, typer.Option(help="boot the snapshot once before publishing (default: the project's boot_test)")
     ] = True,
     os_profile: Annotated[str | None, typer.Option("--os", help="OS profile instead of the project's os")] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            help="recipe instead of the project's: full, or minimal (provenance + sysprep: the lifecycle only)"
+        ),
+    ] = None,
     matrix: Annotated[bool, typer.Option(help="build every combination of the project's matrix")] = False,
     parallel: Annotated[int | None, typer.Option(help="matrix builds at a time (default: matrix.parallel)")] = None,
     log_format: LogFormatOpt = "auto",
@@ -81,11 +86,12 @@ def build(
     """Build a node image and publish it as a snapshot labelled caph-image-name."""
     logmod.configure(log_format)  # type: ignore[arg-type]
     config = _project(project)
-    if os_profile is not None:
-        try:
-            config = ProjectConfig.model_validate({**config.model_dump(), "os": os_profile})
-        except ValidationError as e:
-            raise _fail(EXIT_INPUT, f"--os: {e.errors()[0]['msg']}") from e
+    for option, field, value in (("--os", "os", os_profile), ("--recipe", "recipe", recipe)):
+        if value is not None:
+            try:
+                config = ProjectConfig.model_validate({**config.model_dump(), field: value})
+            except ValidationError as e:
+                raise _fail(EXIT_INPUT, f"{option}: {e.errors()[0]['msg']}") from e
     if matrix:
         _build_matrix(config, manifest, parallel, keep_on_failure=keep_on_failure, boot_test=boot_test)
         return
@@ -257,45 +263,18 @@ def plan(
     any API call or network access."""
     import datetime as dt
 
-    from provision.plan import Check, Put, Run
-    from provision.versions import VersionsError, load_versions
+    from provision.versions import VersionsError
+
+    from .planning import plan_document
 
     config = _project(project)
     try:
-        versions = load_versions(config.versions_path())
+        doc = plan_document(config, build_id="<build-id>", started=dt.datetime.now(dt.UTC))
     except VersionsError as e:
         raise _fail(EXIT_INPUT, str(e)) from e
-    # No API call: the architecture comes from the config or the server type's family.
-    arch = config.architecture or ("arm" if config.server_type.startswith("cax") else "x86")
-    try:
-        ctx = recipe_context(
-            config, versions, build_id="<build-id>", started=dt.datetime.now(dt.UTC), arch=arch, for_plan=True
-        )
-        rendered = render(config, ctx)
     except ConfigError as e:
         raise _fail(EXIT_INPUT, str(e)) from e
-    logmod.redact(ctx.secrets.registry_password)
-    steps = []
-    for step in rendered.steps:
-        ops = []
-        for op in step.operations:
-            if isinstance(op, Run):
-                ops.append({"run": op.command, "env": sorted(op.env)})
-            elif isinstance(op, Put):
-                text = op.content.decode(errors="replace")
-                ops.append({"file": op.path, "mode": f"{op.mode:04o}", "content": text})
-            elif isinstance(op, Check):
-                ops.append({"check": op.name, "command": op.command, "expect": op.expect, "value": op.value})
-        steps.append({"name": step.name, "description": step.description, "operations": ops})
-    doc = {
-        "project": config.name,
-        "recipe": config.recipe,
-        "os": config.os,
-        "architecture": arch,
-        "base_image": config.base_image,
-        "versions": versions.model_dump(),
-        "steps": steps,
-    }
+    arch = doc["architecture"]
     doc = logmod.scrub(doc)
     if output == "json":
         print(json.dumps(doc, indent=1))
@@ -322,7 +301,11 @@ def prune(
     project: ProjectOpt,
     keep: Annotated[int | None, typer.Option(help="newest snapshots kept per family (default: retention.keep)")] = None,
     in_use: Annotated[
-        list[Path] | None, typer.Option(help="cluster manifests whose imageNames are spared (file or dir, repeatable)")
+        list[Path] | None,
+        typer.Option(
+            help="files or dirs (repeatable) whose every string is searched for image names and ids: "
+            "what they name is spared, with the file and path said"
+        ),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="delete; without it, only say what would be deleted")] = False,
     output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
@@ -331,6 +314,7 @@ def prune(
     """Keep the newest N published snapshots per family (OS, arch, Kubernetes minor); spare those
     servers run from or manifests name. Dry run unless --yes."""
     from . import prune as pr
+    from .inuse import InUseInputError, scan
 
     logmod.configure(log_format)  # type: ignore[arg-type]
     config = _project(project)
@@ -338,13 +322,13 @@ def prune(
     if keep < 1:
         raise _fail(EXIT_INPUT, "--keep must be at least 1: prune never deletes a family's newest image")
     try:
-        names = pr.in_use_names(in_use or [])
+        names = scan(in_use or [])
         with target(config) as tgt:
             logmod.redact(tgt.token)
             client, counter = make_client(tgt.token, tgt.endpoint)
             cloud = Cloud(client, counter, config.retry)
             report = pr.execute(cloud, pr.plan(cloud, config, keep, names), yes=yes)
-    except pr.PruneInputError as e:
+    except InUseInputError as e:
         raise _fail(EXIT_INPUT, str(e)) from e
     except MissingTokenError as e:
         raise _fail(EXIT_INPUT, str(e)) from e

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .config import ProjectConfig
 
 HETZNER = "https://api.hetzner.cloud/v1"
-LOCAL_TOKEN = "localcloud"
+# A localcloud accepts any token unless told otherwise. Random, not a fixed word: every token is
+# redacted from logs, and a fixed "localcloud" turned every mention of localcloud into ***.
+LOCAL_TOKEN = f"localcloud-{secrets.token_hex(8)}"
 
 
 @dataclass(frozen=True)

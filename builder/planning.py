@@ -9,16 +9,20 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from provision.options import RecipeContext, Secrets
-from provision.plan import Plan
+from provision.plan import Check, Plan, Put, Run
 from provision.recipe import build_plan
 from provision.steps.mirrors import MirrorCredentialsError
-from provision.versions import Versions
+from provision.versions import Versions, load_versions
 
 from . import __version__
 from . import log as logmod
 from .config import ConfigError, ProjectConfig
+
+# What a plan shows for localcloud's mirror: its port is known only once localcloud runs.
+LOCALCLOUD_MIRROR_PLACEHOLDER = "http://10.0.2.2:PORT/__localcloud/mirror/files"
 
 
 def recipe_context(
@@ -30,9 +34,18 @@ def recipe_context(
     arch: str,
     env: Mapping[str, str] = os.environ,
     for_plan: bool = False,
+    localcloud_mirror: str | None = None,
 ) -> RecipeContext:
-    """``for_plan``: a missing secret or URL becomes a visible placeholder instead of an error."""
+    """``for_plan``: a missing secret or URL becomes a visible placeholder instead of an error.
+    ``localcloud_mirror``: the guest URL of the localcloud endpoint's artifact mirror (preflight
+    asks the endpoint for it when the project names ``localcloud`` as a mirror)."""
     options = config.provision
+    if for_plan and localcloud_mirror is None and options.uses_localcloud_mirror():
+        localcloud_mirror = LOCALCLOUD_MIRROR_PLACEHOLDER
+    try:
+        options = options.with_mirror(localcloud_mirror)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     mirror = options.registry_mirror
     if mirror is not None:
         try:
@@ -75,3 +88,39 @@ def render(config: ProjectConfig, ctx: RecipeContext) -> Plan:
         return build_plan(ctx, config.recipe)
     except MirrorCredentialsError as e:
         raise ConfigError(str(e)) from e
+
+
+def plan_document(
+    config: ProjectConfig, *, build_id: str, started: dt.datetime, env: Mapping[str, str] = os.environ
+) -> dict[str, Any]:
+    """The resolved recipe as data — steps, versions, URLs, checksums, rendered files — without
+    any API call or network access (``capi-image plan``, and the golden plans the tests pin).
+    Raises VersionsError or ConfigError on bad input."""
+    versions = load_versions(config.versions_path())
+    # No API call: the architecture comes from the config or the server type's family.
+    arch = config.architecture or ("arm" if config.server_type.startswith("cax") else "x86")
+    ctx = recipe_context(config, versions, build_id=build_id, started=started, arch=arch, env=env, for_plan=True)
+    rendered = render(config, ctx)
+    logmod.redact(ctx.secrets.registry_password)
+    steps = []
+    for step in rendered.steps:
+        ops: list[dict[str, Any]] = []
+        for op in step.operations:
+            if isinstance(op, Run):
+                ops.append({"run": op.command, "env": sorted(op.env)})
+            elif isinstance(op, Put):
+                text = op.content.decode(errors="replace")
+                ops.append({"file": op.path, "mode": f"{op.mode:04o}", "content": text})
+            elif isinstance(op, Check):
+                ops.append({"check": op.name, "command": op.command, "expect": op.expect, "value": op.value})
+        steps.append({"name": step.name, "description": step.description, "operations": ops})
+    doc = {
+        "project": config.name,
+        "recipe": config.recipe,
+        "os": config.os,
+        "architecture": arch,
+        "base_image": config.base_image,
+        "versions": versions.model_dump(),
+        "steps": steps,
+    }
+    return logmod.scrub(doc)  # type: ignore[no-any-return]

@@ -5,7 +5,8 @@ the project's own labels (``created-by=capi-image`` plus ``labels:`` of the proj
 one project's prune never touches another's images. A snapshot is spared, with the reason said,
 when it is among the newest N, not yet available, the image of an existing server (CAPH
 resolves imageName again for every new machine, and a running node's image is how a rollback
-boots), or named as ``imageName`` in manifests given with ``--in-use``.
+boots), or named — by its caph-image-name or its id, anywhere, not only as ``imageName`` — in
+the files given with ``--in-use`` (see ``inuse``: topology variables, overrides, env values).
 """
 
 from __future__ import annotations
@@ -13,25 +14,19 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from hcloud import APIException
 from hcloud.images import BoundImage, Image
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from . import log as logmod
 from .build import CREATED_BY
 from .caph import CAPH_LABEL
 from .cloud import Cloud, CloudError
 from .config import ProjectConfig
+from .inuse import References
 
 log = logmod.get("capi-image.prune")
-
-
-class PruneInputError(ValueError):
-    pass
 
 
 @dataclass
@@ -71,37 +66,10 @@ def family_of(labels: dict[str, str]) -> str:
     return f"{labels.get('os', '?')}/{labels.get('arch', '?')}/k8s-{minor}"
 
 
-def in_use_names(paths: list[Path]) -> dict[str, str]:
-    """Every ``imageName`` in the given manifests (files or directories) → the file naming it."""
-    found: dict[str, str] = {}
-
-    def walk(node: Any, where: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "imageName" and isinstance(value, str):
-                    found.setdefault(value, where)
-                else:
-                    walk(value, where)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item, where)
-
-    for p in paths:
-        if not p.exists():
-            raise PruneInputError(f"--in-use {p} does not exist")
-        files = sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml")) if p.is_dir() else [p]
-        for f in files:
-            try:
-                for doc in YAML(typ="safe").load_all(f.read_text()):
-                    walk(doc, str(f))
-            except YAMLError as e:
-                raise PruneInputError(f"{f} is not valid YAML: {e}") from e
-    return found
-
-
-def plan(cloud: Cloud, config: ProjectConfig, keep: int, in_use: dict[str, str]) -> PruneReport:
+def plan(cloud: Cloud, config: ProjectConfig, keep: int, in_use: References | None = None) -> PruneReport:
+    in_use = in_use or References()
     if keep < 1:
-        raise PruneInputError("--keep must be at least 1: prune never deletes a family's newest image")
+        raise ValueError("--keep must be at least 1: prune never deletes a family's newest image")
     client = cloud.client
     selector = ",".join([f"created-by={CREATED_BY}", *(f"{k}={v}" for k, v in sorted(config.labels.items()))])
     images: list[BoundImage] = cloud.call(
@@ -132,8 +100,8 @@ def plan(cloud: Cloud, config: ProjectConfig, keep: int, in_use: dict[str, str])
                 action, reason = "keep", f"status {image.status}"
             elif image.id in used_by:
                 action, reason = "keep", "image of server(s) " + ", ".join(used_by[image.id])
-            elif name in in_use:
-                action, reason = "keep", f"imageName in {in_use[name]}"
+            elif (where := in_use.find(name, str(image.id))) is not None:
+                action, reason = "keep", f"named in {where}"
             else:
                 action, reason = "delete", f"older than the newest {keep} of {family}"
             report.decisions.append(Decision(image.id, name, family, image.created, action, reason))  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""``python -m localcloud``: serve the API, build the base image, register images."""
+"""``python -m localcloud``: serve the API, build the base image, populate the artifact mirror,
+register images."""
 
 from __future__ import annotations
 
@@ -96,6 +97,21 @@ def base_image(
 
     target = build_debian12(ImageStore(cache_dir or default_cache_dir()), mirror=mirror, force=force)
     print(target)
+
+
+@app.command("artifacts")
+def artifacts(
+    cache_dir: Annotated[Path | None, typer.Option()] = None,
+    force: bool = False,
+) -> None:
+    """Populate the artifact mirror localcloud serves to its VMs (cached; see localcloud.artifacts)."""
+    from .artifacts import MirrorError, populate_mirror
+
+    try:
+        print(populate_mirror(cache_dir or default_cache_dir(), force=force))
+    except MirrorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise typer.Exit(1) from e
 
 
 @app.command("register-image")

@@ -1,33 +1,35 @@
-"""localcloud's artifact mirror for real-VM builds: loopback HTTP, laid out like the upstream URLs,
-reachable from localcloud's VMs at 10.0.2.2.
+"""localcloud's artifact mirror: what a full-recipe build downloads, laid out like the upstream
+URLs, served by localcloud itself under ``/__localcloud/mirror/files/`` (its VMs reach the host's
+loopback at 10.0.2.2, so a guest sees ``http://10.0.2.2:<api port>/__localcloud/mirror/files``).
 
 Real binaries where Debian packages them: containerd, runc and the CNI plugins are repacked from
-Debian 12's own packages (``apt-get download``), so containerd really runs with the rendered
-config. **Stand-ins** for what only the internet has — kubelet, kubeadm, kubectl and crictl are
-shell scripts named ``STANDIN`` in their first lines: they answer the version and completion
-commands the recipe and its checks use; the kubeadm stand-in "pre-pulls" by importing a tiny
-OCI archive carrying the seven image names into containerd's ``k8s.io`` namespace (real
-containerd, fake images); the crictl stand-in reads containerd through ``ctr``. They prove the
-recipe's plumbing, not Kubernetes.
+Debian 12's own packages (``apt-get download``) as release tarballs, so containerd really runs
+with the rendered config. **Stand-ins** for what only the internet has — kubelet, kubeadm,
+kubectl and crictl are shell scripts named ``STANDIN`` in their first lines: they answer the
+version and completion commands the recipe and its checks use; the kubeadm stand-in "pre-pulls"
+by importing a tiny OCI archive it carries (one empty layer indexed under the seven image names)
+into containerd's ``k8s.io`` namespace (real containerd, fake images); the crictl stand-in reads
+containerd through ``ctr``. They prove the recipe's plumbing, not Kubernetes.
+
+Populating is slow-ish (``apt-get download``) and cached like the base image, in
+``<cache>/artifacts/mirror-v<N>``: ``python -m localcloud artifacts`` (``make artifacts``).
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import gzip
 import hashlib
 import io
 import json
+import os
+import shutil
 import subprocess
 import tarfile
-import threading
-from dataclasses import dataclass
+import tempfile
 from pathlib import Path
-
-import uvicorn
-from starlette.applications import Starlette
-from starlette.staticfiles import StaticFiles
-
-from localcloud.server import bound_port
+from typing import Any
 
 # What Debian 12 packages (the versions the local var file must name).
 CONTAINERD = "1.6.20"
@@ -147,144 +149,217 @@ def _oci_archive() -> bytes:
     return out.getvalue()
 
 
-def debian_binaries(cache: Path) -> Path:
-    """containerd, runc and CNI plugins from Debian 12's packages, unpacked once."""
+# Bumped whenever what the mirror holds changes, so a cached mirror is rebuilt.
+MIRROR_VERSION = 2
+ARCH = "amd64"  # localcloud's VMs are x86 (TCG): the mirror serves amd64 only
+# Where the files are served, below the API's base URL.
+FILES_PATH = "/__localcloud/mirror/files"
+# The registry mirror a local build writes into containerd's hosts.toml. A stand-in: nothing
+# answers registry requests there, so containerd falls back to the upstream registry; the
+# build proves the hosts.toml plumbing, not a proxy cache.
+REGISTRY_PATH = "registry"
+POPULATE_COMMAND = "make artifacts  (or: python -m localcloud artifacts)"
+
+
+class MirrorError(RuntimeError):
+    """The mirror cannot be populated; the message says what is missing and what fixes it."""
+
+
+def mirror_root(cache_dir: Path) -> Path:
+    return cache_dir / "artifacts" / f"mirror-v{MIRROR_VERSION}"
+
+
+def mirror_metadata(root: Path) -> dict[str, Any] | None:
+    """What a populated mirror serves (``mirror.json``), or None if it is not populated."""
+    try:
+        data = json.loads((root / "mirror.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("mirror_version") == MIRROR_VERSION else None
+
+
+def _apt_download(dest: Path) -> None:
+    if shutil.which("apt-get") is None:
+        raise MirrorError(
+            "apt-get is missing: the artifact mirror repacks Debian 12's containerd, runc and CNI plugins, "
+            "so it is populated on a Debian host"
+        )
+
+    def download() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["apt-get", "download", *DEBS], cwd=dest, capture_output=True, text=True)
+
+    r = download()
+    if r.returncode != 0 and os.geteuid() == 0:
+        # A fresh machine may have no package lists yet.
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
+        r = download()
+    if r.returncode != 0:
+        raise MirrorError(
+            f"could not download Debian's {', '.join(DEBS)} with apt-get download: {r.stderr.strip()[-800:]}\n"
+            "The artifact mirror needs Debian 12's package archive: check the apt sources and the network "
+            f"(as root: apt-get update), then run {POPULATE_COMMAND}."
+        )
+
+
+def debian_binaries(cache: Path) -> tuple[Path, dict[str, str]]:
+    """containerd, runc and CNI plugins from Debian 12's packages, unpacked once; with the
+    package versions."""
     root = cache / "debian-binaries"
-    if (root / ".done").exists():
-        return root
+    done = root / ".done"
+    if done.exists():
+        return root, json.loads(done.read_text() or "{}")
     debs = cache / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["apt-get", "download", *DEBS], cwd=debs, check=True, capture_output=True)
-    root.mkdir(parents=True, exist_ok=True)
-    for deb in debs.glob("*.deb"):
+    shutil.rmtree(debs, ignore_errors=True)
+    debs.mkdir(parents=True)
+    _apt_download(debs)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    versions = {}
+    for deb in sorted(debs.glob("*.deb")):
         subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-    (root / ".done").touch()
+        fields = subprocess.run(
+            ["dpkg-deb", "-f", str(deb), "Package", "Version"], check=True, capture_output=True, text=True
+        ).stdout
+        meta = dict(line.split(": ", 1) for line in fields.splitlines() if ": " in line)
+        versions[meta["Package"]] = meta["Version"]
+    done.write_text(json.dumps(versions))
+    return root, versions
+
+
+def _write(path: Path, data: bytes, mode: int = 0o644) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.chmod(mode)
+    return path
+
+
+def _kubeadm_standin() -> bytes:
+    archive = base64.b64encode(gzip.compress(_oci_archive(), mtime=0)).decode()
+    return _standin(
+        "kubeadm",
+        f'case "$*" in "version -o short") echo "{KUBERNETES}";;\n'
+        '  "completion bash") echo "# kubeadm completion (stand-in)";;\n'
+        # The images it "pulls" travel inside the stand-in: no URL, so the mirror can move.
+        '  "config images pull"*) tmp=$(mktemp) && base64 -d <<\'EOF\' | gunzip > "$tmp" && '
+        'ctr -n k8s.io images import "$tmp"; rc=$?; rm -f "$tmp"; exit $rc;;\n'
+        f"{archive}\nEOF\n"
+        '  *) echo "kubeadm stand-in" >&2; exit 1;; esac\n',
+    )
+
+
+def _layout(r: Path, debian: Path) -> None:
+    """Write the mirror's files under ``r``, as the upstream release URLs lay them out."""
+    # containerd release tarball: bin/<binaries>; checksum file "<hash>  <name>"
+    cdir = r / "containerd" / f"v{CONTAINERD}"
+    cdir.mkdir(parents=True)
+    tarball = cdir / f"containerd-{CONTAINERD}-linux-{ARCH}.tar.gz"
+    _tar(tarball, {f"bin/{b}": debian / "usr/bin" / b for b in ("containerd", "containerd-shim-runc-v2", "ctr")})
+    (cdir / f"{tarball.name}.sha256sum").write_text(f"{_sha(tarball)}  {tarball.name}\n")
+    # runc publishes one checksum file for every architecture
+    runc = _write(r / "runc" / f"v{RUNC}" / f"runc.{ARCH}", (debian / "usr/sbin/runc").read_bytes(), 0o755)
+    (runc.parent / "runc.sha256sum").write_text(f"{_sha(runc)}  runc.{ARCH}\n")
+    ndir = r / "cni" / CNI
+    ndir.mkdir(parents=True)
+    cni = ndir / f"cni-plugins-linux-{ARCH}-{CNI}.tgz"
+    _tar(cni, {f"./{p.name}": p for p in sorted((debian / "usr/lib/cni").iterdir())})
+    (ndir / f"{cni.name}.sha256").write_text(f"{_sha(cni)}\n")
+
+    kdir = r / "k8s" / KUBERNETES / "bin/linux" / ARCH
+    standins = {
+        "kubelet": _standin(
+            "kubelet",
+            f'case "${{1:-}}" in --version) echo "Kubernetes {KUBERNETES}";; '
+            '*) echo "kubelet stand-in: no cluster config" >&2; exit 1;; esac\n',
+        ),
+        "kubectl": _standin(
+            "kubectl",
+            f'case "$*" in "version --client"*) echo "Client Version: {KUBERNETES}";;\n'
+            '  "completion bash") echo "# kubectl completion (stand-in)";; *) echo "kubectl stand-in" >&2; exit 1;; esac\n',
+        ),
+        "kubeadm": _kubeadm_standin(),
+    }
+    for name, data in standins.items():
+        path = _write(kdir / name, data, 0o755)
+        (kdir / f"{name}.sha256").write_text(f"{_sha(path)}\n")
+    crictl_body = (
+        'case "${1:-}" in\n'
+        '  completion) echo "# crictl completion (stand-in)";;\n'
+        "  ps) ctr -n k8s.io containers ls -q >/dev/null;;\n"
+        "  images) names=$(ctr -n k8s.io images ls -q | grep -v '^sha256:');\n"
+        '    printf \'{"images":[\'; sep=""; for n in $names; do printf \'%s{"repoTags":["%s"]}\' "$sep" "$n"; sep=","; done; printf "]}\\n";;\n'
+        '  *) echo "crictl stand-in" >&2; exit 1;;\n'
+        "esac\n"
+    )
+    tdir = r / "crictl" / f"v{CRICTL}"
+    tdir.mkdir(parents=True)
+    crictl = tdir / f"crictl-v{CRICTL}-linux-{ARCH}.tar.gz"
+    _tar(crictl, {"crictl": _standin("crictl", crictl_body)})
+    (tdir / f"{crictl.name}.sha256").write_text(f"{_sha(crictl)}\n")
+    (r / REGISTRY_PATH).mkdir()
+    (r / REGISTRY_PATH / "README").write_text(
+        "A stand-in registry mirror: nothing answers registry requests here; containerd falls back\n"
+        "to the upstream registry named in hosts.toml.\n"
+    )
+
+
+def populate_mirror(cache_dir: Path, *, force: bool = False) -> Path:
+    """Populate (or keep) the mirror in the cache; return its root."""
+    root = mirror_root(cache_dir)
+    if not force and mirror_metadata(root) is not None:
+        return root
+    started = dt.datetime.now(dt.UTC)
+    debian, packages = debian_binaries(cache_dir / "artifacts")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root.parent, prefix=".build-") as tmp:
+        staging = Path(tmp) / "mirror"
+        staging.mkdir()
+        _layout(staging, debian)
+        meta = {
+            "mirror_version": MIRROR_VERSION,
+            "architectures": [ARCH],
+            "versions": local_var_file(),
+            "debian_packages": packages,
+            "standins": ["kubelet", "kubeadm", "kubectl", "crictl"],
+            "images": list(IMAGES),
+            "populated_at": started.isoformat(timespec="seconds"),
+        }
+        (staging / "mirror.json").write_text(json.dumps(meta, indent=1) + "\n")
+        if root.exists():
+            shutil.rmtree(root)
+        staging.rename(root)
     return root
 
 
-@dataclass
-class ArtifactMirror:
-    root: Path
-    port: int = 0
-
-    @property
-    def host_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def guest_url(self) -> str:
-        """The mirror as a localcloud VM sees it (QEMU user networking)."""
-        return f"http://10.0.2.2:{self.port}"
-
-    def artifacts_config(self) -> dict[str, str]:
-        u = self.guest_url
-        return {
-            "containerd_url": f"{u}/containerd",
-            "runc_url": f"{u}/runc",
-            "cni_url": f"{u}/cni",
-            "crictl_url": f"{u}/crictl",
-            "kubernetes_http_source": f"{u}/k8s",
-            "github_releases": f"{u}/github",
-        }
-
-    def populate(self, debian: Path) -> None:
-        r = self.root
-        arch = "amd64"
-        # containerd release tarball layout: bin/<binaries>, checksum file "<hash>  <name>"
-        cdir = r / "containerd" / f"v{CONTAINERD}"
-        cdir.mkdir(parents=True, exist_ok=True)
-        tarball = cdir / f"containerd-{CONTAINERD}-linux-{arch}.tar.gz"
-        _tar(tarball, {f"bin/{b}": debian / "usr/bin" / b for b in ("containerd", "containerd-shim-runc-v2", "ctr")})
-        (cdir / f"{tarball.name}.sha256sum").write_text(f"{_sha(tarball)}  {tarball.name}\n")
-        rdir = r / "runc" / f"v{RUNC}"
-        rdir.mkdir(parents=True, exist_ok=True)
-        runc = rdir / f"runc.{arch}"
-        runc.write_bytes((debian / "usr/sbin/runc").read_bytes())
-        (rdir / "runc.sha256sum").write_text(f"{'0' * 64}  runc.arm64\n{_sha(runc)}  runc.{arch}\n")
-        ndir = r / "cni" / CNI
-        ndir.mkdir(parents=True, exist_ok=True)
-        cni = ndir / f"cni-plugins-linux-{arch}-{CNI}.tgz"
-        _tar(cni, {f"./{p.name}": p for p in sorted((debian / "usr/lib/cni").iterdir())})
-        (ndir / f"{cni.name}.sha256").write_text(f"{_sha(cni)}\n")
-
-        images = r / "images" / "k8s-images.tar"
-        images.parent.mkdir(parents=True, exist_ok=True)
-        images.write_bytes(_oci_archive())
-        kdir = r / "k8s" / KUBERNETES / "bin/linux" / arch
-        kdir.mkdir(parents=True, exist_ok=True)
-        standins = {
-            "kubelet": f'case "${{1:-}}" in --version) echo "Kubernetes {KUBERNETES}";; *) echo "kubelet stand-in: no cluster config" >&2; exit 1;; esac\n',
-            "kubectl": (
-                f'case "$*" in "version --client"*) echo "Client Version: {KUBERNETES}";;\n'
-                '  "completion bash") echo "# kubectl completion (stand-in)";; *) echo "kubectl stand-in" >&2; exit 1;; esac\n'
-            ),
-            "kubeadm": (
-                f'case "$*" in "version -o short") echo "{KUBERNETES}";;\n'
-                '  "completion bash") echo "# kubeadm completion (stand-in)";;\n'
-                f'  "config images pull"*) curl -fsSL {self.guest_url}/images/k8s-images.tar -o /tmp/k8s-images.tar && '
-                "ctr -n k8s.io images import /tmp/k8s-images.tar && rm -f /tmp/k8s-images.tar;;\n"
-                '  *) echo "kubeadm stand-in" >&2; exit 1;; esac\n'
-            ),
-        }
-        for name, body in standins.items():
-            path = kdir / name
-            path.write_bytes(_standin(name, body))
-            (kdir / f"{name}.sha256").write_text(f"{_sha(path)}\n")
-        crictl_body = (
-            'case "${1:-}" in\n'
-            '  completion) echo "# crictl completion (stand-in)";;\n'
-            "  ps) ctr -n k8s.io containers ls -q >/dev/null;;\n"
-            "  images) names=$(ctr -n k8s.io images ls -q | grep -v '^sha256:');\n"
-            '    printf \'{"images":[\'; sep=""; for n in $names; do printf \'%s{"repoTags":["%s"]}\' "$sep" "$n"; sep=","; done; printf "]}\\n";;\n'
-            '  *) echo "crictl stand-in" >&2; exit 1;;\n'
-            "esac\n"
-        )
-        tdir = r / "crictl" / f"v{CRICTL}"
-        tdir.mkdir(parents=True, exist_ok=True)
-        crictl = tdir / f"crictl-v{CRICTL}-linux-{arch}.tar.gz"
-        _tar(crictl, {"crictl": _standin("crictl", crictl_body)})
-        (tdir / f"{crictl.name}.sha256").write_text(f"{_sha(crictl)}\n")
-
-
-class MirrorServer:
-    """Serves ``root`` on 127.0.0.1 in a background thread."""
-
-    def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        app = Starlette()
-        app.mount("/", StaticFiles(directory=str(root)))
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.mirror = ArtifactMirror(root)
-
-    def __enter__(self) -> ArtifactMirror:
-        self.thread.start()
-        while not self.server.started:
-            threading.Event().wait(0.02)
-        self.mirror.port = bound_port(self.server)
-        return self.mirror
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def full_recipe_project(endpoint: str, mirror: ArtifactMirror, var_file: Path) -> dict[str, object]:
-    """A capi-image project (as data) that builds the full recipe on localcloud's debian-12
-    against this mirror; the real-VM tests and ``make bench --vm`` use it."""
-    var_file.write_text(json.dumps(local_var_file()))
+def artifact_urls(base: str) -> dict[str, str]:
+    """The project's ``provision.artifacts`` URLs for a mirror laid out like this one."""
     return {
-        "name": "local-full",
-        "endpoint": endpoint,
-        "location": "fsn1",
-        "server_type": "cpx22",
-        "os": "debian-12",
-        "versions": var_file,
-        "recipe": "full",
-        "provision": {
-            "artifacts": mirror.artifacts_config(),
-            "registry_mirror": {"url": mirror.guest_url + "/harbor"},
-        },
-        "timeouts": {"ssh": 600, "step": 1200},
-        "polling": {"initial": 1},
+        "containerd_url": f"{base}/containerd",
+        "runc_url": f"{base}/runc",
+        "cni_url": f"{base}/cni",
+        "crictl_url": f"{base}/crictl",
+        "kubernetes_http_source": f"{base}/k8s",
+        "github_releases": f"{base}/github",
+    }
+
+
+def mirror_info(root: Path, api_host: str, api_port: int) -> dict[str, Any]:
+    """The admin API's answer: where the mirror is, for the host and for the VMs, and what it serves."""
+    meta = mirror_metadata(root)
+    # QEMU user networking maps the guest's 10.0.2.2 to the host's 127.0.0.1 only.
+    reachable = api_host in ("127.0.0.1", "localhost", "0.0.0.0", "::")
+    guest = f"http://10.0.2.2:{api_port}{FILES_PATH}"
+    return {
+        "populated": meta is not None,
+        "path": str(root),
+        "host_url": f"http://127.0.0.1:{api_port}{FILES_PATH}",
+        "guest_url": guest if reachable else None,
+        "reachable_from_vms": reachable,
+        "artifacts": artifact_urls(guest) if reachable else None,
+        "registry_mirror": f"{guest}/{REGISTRY_PATH}" if reachable else None,
+        "populate_command": POPULATE_COMMAND,
+        **(
+            {k: meta.get(k) for k in ("versions", "debian_packages", "standins", "architectures", "populated_at")}
+            if meta
+            else {}
+        ),
     }

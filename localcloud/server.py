@@ -12,8 +12,10 @@ import httpx
 import uvicorn
 
 from .api.app import AppState, GateConfig, create_app
+from .artifacts import mirror_root
 from .backend import Backend
 from .machines.base import MachineDriver
+from .paths import default_cache_dir
 from .ratelimit import TokenBucket
 
 BackendKind = Literal["stub", "qemu"]
@@ -45,7 +47,6 @@ def make_driver(settings: Settings) -> MachineDriver:
             command_seconds=settings.action_times.get("stub_command", 0.0),
         )
     from .machines.qemu import QemuDriver
-    from .paths import default_cache_dir
 
     if settings.state_dir is None:
         raise ValueError("the qemu backend needs a state directory for disks")
@@ -65,7 +66,8 @@ def build(settings: Settings) -> tuple[Any, AppState]:
     backend = Backend(driver, action_times=settings.action_times, state_dir=settings.state_dir)
     bucket = TokenBucket(limit=settings.rate_limit, refill_per_second=settings.rate_refill)
     config = GateConfig(tokens=settings.tokens, record_exchanges=settings.record_exchanges)
-    return create_app(backend, bucket=bucket, config=config)
+    mirror = mirror_root(settings.cache_dir or default_cache_dir())
+    return create_app(backend, bucket=bucket, config=config, mirror_root=mirror)
 
 
 def bound_port(server: uvicorn.Server) -> int:
@@ -166,6 +168,14 @@ class AdminClient:
 
     def reset(self) -> None:
         self.http.post("/reset").raise_for_status()
+
+    def console(self, server_id: int) -> str:
+        r = self.http.get(f"/servers/{server_id}/console")
+        r.raise_for_status()
+        return r.text
+
+    def mirror(self) -> dict[str, Any]:
+        return self.http.get("/mirror").json()  # type: ignore[no-any-return]
 
     def ssh_log(self, server_id: int) -> list[dict[str, Any]]:
         return self.http.get(f"/servers/{server_id}/ssh-log").json()["commands"]  # type: ignore[no-any-return]

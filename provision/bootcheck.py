@@ -4,8 +4,11 @@ state (containerd running, kubelet enabled but waiting for kubeadm) and the mirr
 
 from __future__ import annotations
 
+import shlex
+
 from .options import RecipeContext
 from .plan import Check
+from .steps.verify import PREPULLED
 
 
 def boot_checks(
@@ -19,6 +22,13 @@ def boot_checks(
         Check("boot machine-id is real", "cat /etc/machine-id", "regex", r"^[0-9a-f]{32}$"),
         # The key injected for this boot, not the build server's: cloud-init set up this instance.
         Check("boot new SSH host key", "cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub", "equals", host_key_blob),
+        # A network wait-online unit that timed out means every node boots minutes late (the
+        # first-boot preset trap, see sysprep.reset_cloud_init).
+        Check(
+            "boot no wait-online failure",
+            "systemctl list-units --state=failed --no-legend --plain '*wait-online*'",
+            "empty",
+        ),
     ]
     if recipe == "full":
         out += [
@@ -31,7 +41,16 @@ def boot_checks(
                 r"^(inactive|failed|activating)$",
             ),
         ]
-        if ctx.options.registry_mirror:
-            for registry in ctx.options.registry_mirror.registries:
-                out.append(Check(f"boot mirror {registry}", f"test -s /etc/containerd/certs.d/{registry}/hosts.toml"))
+        if ctx.options.image_pull:
+            # Each pre-pulled image is still there (a custom script may add more: not an error).
+            listed = "crictl images -o json | jq -r '.images[].repoTags[]' | sed -E 's#.*/##; s#:.*##'"
+            out += [
+                Check(f"boot image {name} pre-pulled", f"{listed} | grep -qx {name}") for name in PREPULLED.split(",")
+            ]
+        mirror = ctx.options.registry_mirror
+        if mirror:
+            for registry in mirror.registries:
+                path = f"/etc/containerd/certs.d/{registry}/hosts.toml"
+                section = f'[host."{mirror.url}/v2/{mirror.project_pattern.format(registry=registry)}"]'
+                out.append(Check(f"boot mirror {registry}", f"grep -qxF {shlex.quote(section)} {path}"))
     return out

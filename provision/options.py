@@ -13,6 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .profiles import ARCHES, Profile
 from .versions import Versions
 
+# The value of ``artifacts.mirror`` / ``registry_mirror.url`` that means "the artifact mirror of
+# the localcloud endpoint": the builder asks localcloud's admin API for it in preflight.
+LOCALCLOUD = "localcloud"
+# Where a mirror laid out like the upstream release URLs keeps each kind of download.
+MIRROR_LAYOUT = {
+    "containerd_url": "containerd",
+    "runc_url": "runc",
+    "cni_url": "cni",
+    "crictl_url": "crictl",
+    "kubernetes_http_source": "k8s",
+    "github_releases": "github",
+}
+
 # The six registries the seed's cri.sh mirrors through Harbor.
 DEFAULT_REGISTRIES = ("docker.io", "gcr.io", "ghcr.io", "quay.io", "registry.k8s.io", "registry.gitlab.com")
 
@@ -26,6 +39,14 @@ class Artifacts(Strict):
     air-gapped); empty means the var file's value. Checksums pinned here win over the
     published checksum files."""
 
+    mirror: str | None = Field(
+        None,
+        description=(
+            "one base URL for every download, laid out as <mirror>/containerd, /runc, /cni, /crictl, /k8s, "
+            "/github (an air-gapped mirror); 'localcloud': the artifact mirror the localcloud endpoint serves, "
+            "asked for in preflight. A URL set below wins over the mirror."
+        ),
+    )
     containerd_url: str | None = None
     runc_url: str | None = None
     cni_url: str | None = None
@@ -35,11 +56,29 @@ class Artifacts(Strict):
     github_releases: str = "https://github.com"
     sha256: dict[str, str] = Field(default_factory=dict, description="file name -> pinned sha256")
 
+    @field_validator("mirror")
+    @classmethod
+    def _mirror_url(cls, v: str | None) -> str | None:
+        if v is not None and v != LOCALCLOUD and not v.startswith(("https://", "http://")):
+            raise ValueError(f"must be an http(s) URL or '{LOCALCLOUD}'")
+        return v.rstrip("/") if v else v
+
+    def from_mirror(self, base: str) -> Artifacts:
+        """Every URL not set explicitly taken from the mirror at ``base``."""
+        unset = {k: f"{base.rstrip('/')}/{sub}" for k, sub in MIRROR_LAYOUT.items() if k not in self.model_fields_set}
+        return self.model_copy(update={**unset, "mirror": base})
+
 
 class RegistryMirror(Strict):
     """A Harbor proxy-cache in front of the public registries (the seed's cri.sh)."""
 
-    url: str | None = Field(None, description="the proxy-cache base URL, e.g. https://harbor.example.com")
+    url: str | None = Field(
+        None,
+        description=(
+            "the proxy-cache base URL, e.g. https://harbor.example.com; 'localcloud': the stand-in registry "
+            "path of localcloud's artifact mirror (writes hosts.toml, proxies nothing)"
+        ),
+    )
     url_env: str | None = Field(None, description="or: the environment variable holding it (a CI secret)")
     project_pattern: str = "proxy-{registry}"
     registries: list[str] = Field(default_factory=lambda: list(DEFAULT_REGISTRIES))
@@ -50,8 +89,8 @@ class RegistryMirror(Strict):
     @field_validator("url")
     @classmethod
     def _https(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("https://", "http://")):
-            raise ValueError("must start with https:// (or http:// for a local test mirror)")
+        if v is not None and v != LOCALCLOUD and not v.startswith(("https://", "http://")):
+            raise ValueError(f"must start with https:// (or http:// for a local test mirror), or be '{LOCALCLOUD}'")
         return v.rstrip("/") if v else v
 
     @model_validator(mode="after")
@@ -73,13 +112,43 @@ class RegistryMirror(Strict):
 
 
 class RecipeOptions(Strict):
-    apt_mirror: str | None = Field(None, description="rewrite the OS apt sources to this mirror")
-    apt_security_mirror: str | None = Field(None, description="security updates (default: apt_mirror)")
+    apt_mirror: str | None = Field(
+        None,
+        description="the OS archive in the apt sources (Ubuntu: always written, default the var file's ubuntu_repo, "
+        "as image-builder; Debian: rewritten only when set)",
+    )
+    apt_security_mirror: str | None = Field(
+        None,
+        description="security updates (Ubuntu: default apt_mirror, else ubuntu_security_repo; "
+        "Debian: default Debian's security archive)",
+    )
     dist_upgrade: bool = True
     artifacts: Artifacts = Field(default_factory=Artifacts)
     registry_mirror: RegistryMirror | None = None
     scripts: list[Path] = Field(default_factory=list)
     image_pull: bool = True
+
+    def uses_localcloud_mirror(self) -> bool:
+        return self.artifacts.mirror == LOCALCLOUD or (
+            self.registry_mirror is not None and self.registry_mirror.url == LOCALCLOUD
+        )
+
+    def with_mirror(self, localcloud_mirror: str | None) -> RecipeOptions:
+        """Mirror URLs resolved: ``artifacts.mirror`` spread over the single URLs, and
+        ``localcloud`` replaced by the localcloud mirror's guest URL (a placeholder in plans)."""
+        artifacts, registry = self.artifacts, self.registry_mirror
+        if artifacts.mirror is not None:
+            base = artifacts.mirror
+            if base == LOCALCLOUD:
+                if localcloud_mirror is None:
+                    raise ValueError("provision.artifacts.mirror is 'localcloud' but no localcloud mirror is known")
+                base = localcloud_mirror
+            artifacts = artifacts.from_mirror(base)
+        if registry is not None and registry.url == LOCALCLOUD:
+            if localcloud_mirror is None:
+                raise ValueError("provision.registry_mirror.url is 'localcloud' but no localcloud mirror is known")
+            registry = registry.model_copy(update={"url": f"{localcloud_mirror}/registry"})
+        return self.model_copy(update={"artifacts": artifacts, "registry_mirror": registry})
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .steps.node import node, provenance
 from .steps.provider import provider
 from .steps.scripts import scripts
 from .steps.setup import setup
-from .steps.sysprep import sysprep
+from .steps.sysprep import reset_cloud_init, sysprep
 from .steps.verify import verify
 
 RECIPES = ("full", "minimal")
@@ -51,7 +51,7 @@ def minimal_plan(ctx: RecipeContext) -> Plan:
                 "sysprep",
                 "make the disk a template: no identity, no secrets, no free blocks",
                 (
-                    Run("cloud-init clean --logs --machine-id --seed"),
+                    *reset_cloud_init("--seed"),
                     Run("rm -f /etc/ssh/ssh_host_*"),
                     Run("truncate -s 0 /root/.ssh/authorized_keys"),
                     Run("rm -rf /tmp/* /var/tmp/*"),

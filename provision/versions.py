@@ -1,7 +1,7 @@
 """Versions from an image-builder var file, with image-builder's defaults for what it omits.
 
-The file is read as is (any image-builder var file works); unknown keys are kept so later steps
-can use them. Defaults are those of image-builder v0.1.48, the release the seed repo runs.
+Every key is checked against what image-builder v0.1.48 knows (``varfile``): honoured,
+ignored as upstream ignores it, or refused with the reason — never silently dropped. Defaults are those of image-builder v0.1.48, the release the seed repo runs.
 """
 
 from __future__ import annotations
@@ -13,6 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from . import varfile
+
+UBUNTU_REPO = "http://us.archive.ubuntu.com/ubuntu"
+UBUNTU_SECURITY_REPO = "http://security.ubuntu.com/ubuntu"
+
 # image-builder v0.1.48 defaults (packer/config/*.json) for keys a var file usually omits.
 IMAGE_BUILDER_DEFAULTS: dict[str, Any] = {
     "kubernetes_source_type": "pkg",
@@ -22,7 +27,9 @@ IMAGE_BUILDER_DEFAULTS: dict[str, Any] = {
     "kubernetes_http_source": "https://dl.k8s.io/release",
     "kubernetes_cni_http_source": "https://github.com/containernetworking/plugins/releases/download",
     "crictl_version": "1.32.0",
-    "crictl_source_type": "http",
+    # packer/config/kubernetes.json says pkg, yet v0.1.48's kubernetes role downloads crictl from
+    # crictl_url whatever it says; so does the kubernetes step.
+    "crictl_source_type": "pkg",
     "crictl_url": "https://github.com/kubernetes-sigs/cri-tools/releases/download",
     "containerd_version": "1.7.29",
     "containerd_url": "https://github.com/containerd/containerd/releases/download",
@@ -30,6 +37,10 @@ IMAGE_BUILDER_DEFAULTS: dict[str, Any] = {
     "runc_url": "https://github.com/opencontainers/runc/releases/download",
     "pause_image": "registry.k8s.io/pause:3.10",
     "containerd_cri_socket": "/var/run/containerd/containerd.sock",
+    "ubuntu_repo": UBUNTU_REPO,
+    "ubuntu_security_repo": UBUNTU_SECURITY_REPO,
+    "extra_debs": "",
+    "kubelet_extra_args": "",
 }
 
 _SEMVER = re.compile(r"^v\d+\.\d+\.\d+$")
@@ -58,6 +69,10 @@ class Versions(BaseModel):
     runc_url: str
     pause_image: str
     containerd_cri_socket: str
+    kubernetes_deb_repo: str | None = None  # image-builder's default: pkgs.k8s.io for the series
+    kubernetes_deb_gpg_key: str | None = None
+    extra_debs: str = ""  # space-separated, installed with the common packages
+    kubelet_extra_args: str = ""
 
     @field_validator("kubernetes_semver")
     @classmethod
@@ -84,6 +99,9 @@ def load_versions(path: Path) -> Versions:
         raise VersionsError(f"versions var file {path} is not JSON: {e}") from e
     if not isinstance(raw, dict):
         raise VersionsError(f"versions var file {path} must hold a JSON object")
+    refused = varfile.problems(raw)
+    if refused:
+        raise VersionsError(f"versions var file {path}: " + "; ".join(refused))
     try:
         return Versions.model_validate({**IMAGE_BUILDER_DEFAULTS, **raw})
     except ValidationError as e:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paramiko
@@ -59,9 +60,13 @@ def require_qemu() -> None:
         pytest.skip(reason)
 
 
-def qemu_pids() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64 -name localcloud-"], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
+def qemu_pids(state_dir: Path | None = None) -> set[int]:
+    """localcloud's QEMU processes — with ``state_dir``, only those of the localcloud using it
+    (their command line names their disk there): a leak check looks at what its test started."""
+    out = subprocess.run(["pgrep", "-af", "qemu-system-x86_64 -name localcloud-"], capture_output=True, text=True)
+    return {
+        int(line.split()[0]) for line in out.stdout.splitlines() if state_dir is None or f"{state_dir}/servers/" in line
+    }
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,9 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # which mostly wait on modelled cloud time, run in the other. xdist's own `--dist loadgroup`
 # cannot do this with pytest 9 (it renames node ids through an attribute pytest no longer
 # reads), so the grouping is a scheduler keyed on the module, checked against the marker.
-VM_MODULES = frozenset(
-    {"test_build_qemu_e2e.py", "test_localcloud_process.py", "test_qemu_backend.py", "test_recipe_qemu_e2e.py"}
-)
+VM_MODULES = frozenset({"test_build_qemu_e2e.py", "test_localcloud_process.py", "test_qemu_backend.py"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

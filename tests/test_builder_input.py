@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -105,3 +106,40 @@ def test_shipped_projects_load() -> None:
     cfg = load_project("local")
     assert cfg.endpoint == "localcloud"
     assert cfg.versions_path().exists()
+
+
+VAR_FILE_CASES = [
+    ("unknown-key", {"kubernetes_semvar": "v1.31.5"}, "kubernetes_semvar: not an image-builder v0.1.48 variable"),
+    ("proxy", {"http_proxy": "http://proxy:3128"}, "http_proxy='http://proxy:3128' is not supported"),
+    (
+        "containerd-settings",
+        {"containerd_additional_settings": "W3BsdWdpbnNd"},
+        "containerd_additional_settings='W3BsdWdpbnNd' is not supported",
+    ),
+    ("server-type", {"server_type": "cx42"}, "server_type: a packer setting; set it in the project config"),
+    ("ansible-vars", {"ansible_user_vars": "foo=bar"}, "passes variables to upstream's Ansible roles"),
+]
+
+
+@pytest.mark.parametrize(("case", "extra", "message"), VAR_FILE_CASES, ids=[c[0] for c in VAR_FILE_CASES])
+def test_var_file_keys_are_honoured_or_refused(
+    lc: LocalCloud, tmp_path: Path, case: str, extra: dict[str, str], message: str
+) -> None:
+    """A var-file key this tool would not apply is exit 2 naming the key — never silently dropped."""
+    var_file = tmp_path / "vars.json"
+    var_file.write_text(json.dumps({**json.loads(VERSIONS.read_text()), **extra}))
+    r = build(tmp_path, lc, STUB_PROJECT.replace(str(VERSIONS), str(var_file)))
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert message in r.stderr, r.stderr[-2000:]
+    assert mutating(lc) == []
+
+
+def test_var_file_keys_at_upstream_defaults_are_accepted(lc: LocalCloud, tmp_path: Path) -> None:
+    """Upstream's own defaults (as a copied packer/config var file holds them) and keys upstream's
+    Ubuntu path ignores pass."""
+    var_file = tmp_path / "vars.json"
+    defaults = {"http_proxy": "", "containerd_gvisor_runtime": "false", "reenable_public_repos": True,
+                "kubernetes_rpm_version": "1.31.4", "goss_version": "0.3.23", "build_name": "ubuntu-2404"}  # fmt: skip
+    var_file.write_text(json.dumps({**json.loads(VERSIONS.read_text()), **defaults}))
+    r = build(tmp_path, lc, STUB_PROJECT.replace(str(VERSIONS), str(var_file)))
+    assert r.returncode == 0, r.stderr[-2000:]

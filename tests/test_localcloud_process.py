@@ -71,11 +71,11 @@ def _running_server(endpoint: str) -> int:
 @pytest.mark.qemu
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "SIGINT", "SIGKILL"])
 def test_no_vm_outlives_localcloud(qemu_ready: None, tmp_path: Path, sig: signal.Signals) -> None:
-    before = qemu_pids()
-    proc, endpoint = _serve(tmp_path / "state")
+    state = tmp_path / "state"
+    proc, endpoint = _serve(state)
     try:
         sid = _running_server(endpoint)
-        vms = qemu_pids() - before
+        vms = qemu_pids(state)
         assert len(vms) == 1
         assert (tmp_path / "state" / "servers" / str(sid) / "disk.qcow2").exists()
         proc.send_signal(sig)
@@ -84,9 +84,9 @@ def test_no_vm_outlives_localcloud(qemu_ready: None, tmp_path: Path, sig: signal
         if proc.poll() is None:
             proc.kill()
     end = time.monotonic() + 10  # SIGKILL: the kernel delivers PDEATHSIG to QEMU
-    while qemu_pids() - before and time.monotonic() < end:
+    while qemu_pids(state) and time.monotonic() < end:
         time.sleep(0.2)
-    assert qemu_pids() - before == set()
+    assert qemu_pids(state) == set()
     if sig != signal.SIGKILL:  # graceful: disks removed on the way out
         assert not (tmp_path / "state" / "servers" / str(sid)).exists()
     else:  # killed: the next start sweeps what the dead one left

@@ -222,12 +222,31 @@ def test_apt_sources_rewrite(profile: str) -> None:
     assert "http://mirror.local/repo" in text
     if profile == "ubuntu-2404":
         assert "Suites: noble noble-updates noble-backports" in text
+        assert "Components: main restricted universe multiverse" in text
         assert "Signed-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg" in text
-    elif profile == "ubuntu-2204":
-        assert text.startswith("deb http://mirror.local/repo jammy main restricted universe multiverse")
+    elif profile == "ubuntu-2204":  # image-builder's sources.list.j2: no multiverse
+        assert text.startswith("deb http://mirror.local/repo jammy main restricted universe\n")
+        assert "multiverse" not in text
     else:
         assert "Suites: bookworm bookworm-updates" in text and "Suites: bookworm-security" in text
-    assert p.apt_sources_path not in build_plan(ctx(profile)).step("setup").files()  # no rewrite by default
+        # Debian's security suite is not below the main mirror.
+        assert "URIs: http://security.debian.org/debian-security\nSuites: bookworm-security" in text
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_apt_sources_by_default(profile: str) -> None:
+    """Ubuntu's are always written, from image-builder's defaults (or the var file's
+    ubuntu_repo); Debian keeps the image's own."""
+    files = build_plan(ctx(profile)).step("setup").files()
+    p = PROFILES[profile]
+    if profile == "debian-12":
+        assert p.apt_sources_path not in files
+        return
+    text = files[p.apt_sources_path].text
+    assert "http://us.archive.ubuntu.com/ubuntu" in text and "http://security.ubuntu.com/ubuntu" in text
+    own = versions(ubuntu_repo="https://mirror.hetzner.com/ubuntu/packages")
+    text = build_plan(ctx(profile, versions=own)).step("setup").files()[p.apt_sources_path].text
+    assert "https://mirror.hetzner.com/ubuntu/packages" in text
 
 
 @pytest.mark.parametrize("profile", list(PROFILES))
@@ -267,12 +286,9 @@ def test_verify_checks_and_their_judgement() -> None:
     assert cs["package kubelet 1.31.4-1.1"].judge(0, "1.31.5-1.1") is not None
     assert cs["service kubelet not running"].judge(0, "inactive") is None
     assert cs["service kubelet not running"].judge(0, "active") is not None
-    pull = cs["command crictl images (kubeadm pre-pull)"]
-    assert (
-        pull.judge(0, "coredns\netcd\nkube-apiserver\nkube-controller-manager\nkube-proxy\nkube-scheduler\npause\n")
-        is None
-    )
-    assert pull.judge(0, "pause\n") is not None
+    pulled = [name for name in cs if name.startswith("command crictl images: ")]
+    assert len(pulled) == 7  # one per image, as goss: an image a custom script adds fails nothing
+    assert cs["command crictl images: etcd pre-pulled"].command.endswith("| grep -qx etcd")
     assert cs["hygiene machine-id reset"].judge(0, "uninitialized") is None
     assert cs["hygiene machine-id reset"].judge(0, "0123456789abcdef0123456789abcdef") is not None
     assert cs["hygiene /var/log at most 200 MB"].judge(0, "12") is None
@@ -302,3 +318,104 @@ def test_plan_for_prod_needs_no_network() -> None:
     files = {op["file"] for s in doc["steps"] for op in s["operations"] if "file" in op}
     assert "/etc/containerd/config.toml" in files
     assert "/etc/containerd/certs.d/registry.k8s.io/hosts.toml" in files
+
+
+@pytest.mark.parametrize("recipe", ["full", "minimal"])
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_sysprep_never_leaves_the_machine_id_missing(profile: str, recipe: str) -> None:
+    """A missing /etc/machine-id makes the snapshot's first boot systemd's "first boot": presets
+    enabled systemd-networkd-wait-online on Debian and every server from the snapshot waited two
+    minutes for it. After cloud-init's clean (which deletes the file on Debian 12), an empty
+    file is put back; "uninitialized" (newer cloud-init, Ubuntu) is left as image-builder does."""
+    commands = build_plan(ctx(profile), recipe).step("sysprep").commands()
+    clean = next(i for i, c in enumerate(commands) if c.startswith("cloud-init clean"))
+    restore = commands.index("test -e /etc/machine-id || install -m 0644 /dev/null /etc/machine-id")
+    assert clean < restore
+    assert not any("machine-id" in c for c in commands[restore + 1 :])
+
+
+def test_ubuntu_sysprep_leaves_networking_to_cloud_init_and_networkd() -> None:
+    """Ubuntu's stack is netplan → networkd: sysprep removes the build server's netplan files
+    (cloud-init renders the new server's before networkd starts), so wait-online has something
+    to wait for; Debian's is ifupdown, and its rendered 50-cloud-init goes the same way."""
+    for name, stack_file in (("ubuntu-2404", "/etc/netplan/*.yaml"), ("ubuntu-2204", "/etc/netplan/*.yaml"),
+                             ("debian-12", "/etc/network/interfaces.d/50-cloud-init")):  # fmt: skip
+        commands = "\n".join(build_plan(ctx(name)).step("sysprep").commands())
+        assert stack_file in commands, name
+        assert "systemd-networkd" not in commands  # sysprep does not switch the network stack
+
+
+def test_boot_checks_cover_the_node_services() -> None:
+    from provision.bootcheck import boot_checks
+
+    c = ctx("debian-12", registry_mirror={"url": "https://harbor.example.com"})
+    full = {
+        ch.name: ch for ch in boot_checks(c, "full", build_machine_id="a", build_instance_id="i-1", host_key_blob="k")
+    }
+    assert {"boot containerd active", "boot kubelet enabled", "boot kubelet not running"} <= set(full)
+    assert "boot no wait-online failure" in full
+    assert (
+        full["boot no wait-online failure"].judge(0, "systemd-networkd-wait-online.service loaded failed failed")
+        is not None
+    )
+    pulled = [n for n in full if n.startswith("boot image ")]
+    assert len(pulled) == 7 and "boot image kube-apiserver pre-pulled" in full
+    mirror = full["boot mirror docker.io"]
+    assert mirror.command == (
+        "grep -qxF '[host.\"https://harbor.example.com/v2/proxy-docker.io\"]' /etc/containerd/certs.d/docker.io/hosts.toml"
+    )
+    minimal = {
+        ch.name for ch in boot_checks(c, "minimal", build_machine_id="a", build_instance_id="i", host_key_blob="k")
+    }
+    assert "boot no wait-online failure" in minimal and "boot containerd active" not in minimal
+
+
+def test_one_mirror_for_every_download() -> None:
+    opts = RecipeOptions.model_validate(
+        {"artifacts": {"mirror": "https://mirror.example.com/", "runc_url": "https://runc.example.com"}}
+    ).with_mirror(None)
+    a = opts.artifacts
+    assert a.containerd_url == "https://mirror.example.com/containerd"
+    assert a.runc_url == "https://runc.example.com"  # set explicitly: wins over the mirror
+    assert a.github_releases == "https://mirror.example.com/github"
+    c = ctx(artifacts=a.model_dump(exclude_unset=False))
+    assert urls(c)["containerd"][0].startswith("https://mirror.example.com/containerd/v2.2.0/")
+
+    local = RecipeOptions.model_validate(
+        {"artifacts": {"mirror": "localcloud"}, "registry_mirror": {"url": "localcloud"}}
+    )
+    assert local.uses_localcloud_mirror()
+    with pytest.raises(ValueError, match="no localcloud mirror is known"):
+        local.with_mirror(None)
+    resolved = local.with_mirror("http://10.0.2.2:4242/__localcloud/mirror/files")
+    assert resolved.artifacts.cni_url == "http://10.0.2.2:4242/__localcloud/mirror/files/cni"
+    assert resolved.registry_mirror is not None
+    assert resolved.registry_mirror.url == "http://10.0.2.2:4242/__localcloud/mirror/files/registry"
+    with pytest.raises(ValueError, match="http"):
+        RecipeOptions.model_validate({"artifacts": {"mirror": "ftp://x"}})
+
+
+def test_cloud_init_user_data_failures_do_not_stop_a_node() -> None:
+    """image-builder v0.1.48 patches cloudinit/features.py (current cloud-init no longer imports
+    feature_overrides.py); the rendered patch is idempotent and verify reads the module."""
+    step = build_plan(ctx()).step("hcloud-provider")
+    assert step.files()["/usr/lib/python3/dist-packages/cloudinit/feature_overrides.py"].text == (
+        "ERROR_ON_USER_DATA_FAILURE = False\n"
+    )
+    [patch] = [c for c in step.commands() if "cloudinit/features.py" in c]
+    target = Path("/tmp") / f"features-{os.getpid()}.py"
+    target.write_text("ERROR_ON_USER_DATA_FAILURE = True\n")
+    try:
+        for _ in range(2):  # idempotent: one block however often it runs
+            subprocess.run(["bash", "-c", patch.replace("/usr/lib/python3/dist-packages/cloudinit/features.py", str(target))],
+                           check=True)  # fmt: skip
+        text = target.read_text()
+        namespace: dict[str, object] = {}
+        exec(compile(text, str(target), "exec"), namespace)
+        assert namespace["ERROR_ON_USER_DATA_FAILURE"] is False
+        assert text.count("ERROR_ON_USER_DATA_FAILURE = False") == 1
+    finally:
+        target.unlink()
+    cs = {c.name: c for c in checks(ctx())}
+    assert cs["cloud-init ERROR_ON_USER_DATA_FAILURE off"].judge(0, "False\n") is None
+    assert cs["cloud-init ERROR_ON_USER_DATA_FAILURE off"].judge(0, "True\n") is not None

@@ -108,7 +108,7 @@ def test_dry_run_then_yes(world: World) -> None:
     assert rows[a[0]]["action"] == "keep"
     assert "image of server(s) node-1" in rows[a[0]]["reason"]
     assert rows[b[0]]["action"] == "keep"
-    assert rows[b[0]]["reason"] == f"imageName in {clusters}/md.yaml"
+    assert rows[b[0]]["reason"] == f"named in {clusters}/md.yaml: spec.template.spec.imageName"
     # only family a's middle snapshot goes
     assert [i for i, row in rows.items() if row["action"] == "delete"] == [a[1]]
     assert rows[a[1]]["outcome"].startswith("would delete")
@@ -136,3 +136,67 @@ def test_bad_input(world: World) -> None:
     r = prune(world, "--keep", "0")
     assert r.returncode == 2
     assert "at least 1" in r.stderr
+
+
+TOPOLOGY = """\
+apiVersion: cluster.x-k8s.io/v1beta1
+kind: Cluster
+metadata: {{name: prod}}
+spec:
+  topology:
+    class: quick-start
+    version: v1.31.4
+    variables:
+      - name: hcloudControlPlaneMachineType
+        value: cpx32
+      - name: hcloudWorkerMachineImageName
+        value: {name}
+"""
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["topology-variable", "override", "env-value-by-id", "dotenv-file", "helm-template", "comment"],
+)
+def test_anything_naming_an_image_spares_it(world: World, tmp_path: Path, case: str) -> None:
+    """Not only ``imageName``: a topology variable, an override, an env value (by id), a .env
+    file, an unparsable Helm template, even a comment — and the output says where."""
+    # A family of its own, two snapshots: keep 1 would delete the older one, the victim.
+    builds = [
+        run_build(
+            world.lc,
+            project(world.lc.endpoint, image_name="k8s-{kubernetes_semver}-{os}-{build_id}", os="debian-12"),
+            tmp_path,
+        )
+        for _ in range(2)
+    ]
+    assert builds[0].result is not None and builds[0].result.image_id and builds[0].result.image_name
+    victim, name = builds[0].result.image_id, builds[0].result.image_name
+    files = {
+        "topology-variable": ("cluster.yaml", TOPOLOGY.format(name=name), "spec.topology.variables[1].value"),
+        "override": (
+            "cluster.yaml",
+            "kind: Cluster\nspec:\n  topology:\n    workers:\n      machineDeployments:\n"
+            "        - class: md\n          variables:\n            overrides:\n"
+            f"              - name: hcloudWorkerMachineImageName\n                value: {name}\n",
+            "spec.topology.workers.machineDeployments[0].variables.overrides[0].value",
+        ),
+        "env-value-by-id": (
+            "deploy.yaml",
+            f"kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - env:\n"
+            f"            - name: HCLOUD_IMAGE\n              value: '{victim}'\n",
+            "spec.template.spec.containers[0].env[0].value",
+        ),
+        "dotenv-file": ("cluster.env", f"HCLOUD_IMAGE={name}\n", "cluster.env:1"),
+        "helm-template": ("values.yaml", f'image: {{{{ .Values.image | default "{name}" }}}}\n', "values.yaml:1"),
+        "comment": ("cluster.yaml", f"kind: Cluster  # rolled back from {name}\n", "cluster.yaml:1"),
+    }
+    file, text, where = files[case]
+    (tmp_path / "in-use").mkdir()
+    (tmp_path / "in-use" / file).write_text(text)
+    r = prune(world, "--in-use", str(tmp_path / "in-use"), "--yes")
+    assert r.returncode == 0, r.stderr
+    row = next(row for row in json.loads(r.stdout) if row["id"] == victim)
+    assert row["action"] == "keep", row
+    assert row["reason"].startswith("named in ") and row["reason"].endswith(where), row["reason"]
+    assert victim in snapshot_ids(world)

@@ -3,7 +3,6 @@ the ACPI button, snapshots, boots the snapshot, and leaves nothing behind."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -144,6 +143,10 @@ def test_vm_lifecycle_snapshot_and_boot_from_snapshot(qemu_cloud: LocalCloud, tm
         c2.close()
     assert first_machine_id  # the boot-test of issue 4 compares identities; here: it booted
 
+    # This localcloud's VMs, by pid: the leak check looks at what the test started, not at
+    # every QEMU on the machine (another localcloud may be running beside the suite).
+    ours = {m["pid"] for m in qemu_cloud.admin().state()["machines"].values() if m["pid"]}
+    assert ours
     for s in (server, server2):
         client.servers.delete(s).wait_until_finished(max_retries=120)
     client.images.delete(snapshot)
@@ -151,7 +154,11 @@ def test_vm_lifecycle_snapshot_and_boot_from_snapshot(qemu_cloud: LocalCloud, tm
 
     state = qemu_cloud.admin().state()
     assert state["servers"] == [] and state["machines"] == {}
-    assert qemu_pids() == set()
+    assert ours & qemu_pids() == set()
+    # A deleted server's serial console is kept and served: how a boot that never reached SSH
+    # gets explained.
+    for s in (server, server2):
+        assert "Linux version" in qemu_cloud.admin().console(s.id)
     state_dir = qemu_cloud.settings.state_dir
     assert state_dir is not None
     assert list((state_dir / "servers").iterdir()) == []
@@ -159,7 +166,7 @@ def test_vm_lifecycle_snapshot_and_boot_from_snapshot(qemu_cloud: LocalCloud, tm
 
 
 def test_kvm_probe_runs_once_per_host_boot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A broken KVM costs the probe its whole timeout; its answer is cached per boot, QEMU and kernel."""
+    """A broken KVM costs the probe its whole timeout; its answer is cached per host boot and QEMU binary."""
     from localcloud.machines import qemu
 
     if not shutil.which("qemu-system-x86_64"):
@@ -180,11 +187,11 @@ def test_kvm_probe_runs_once_per_host_boot(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(qemu, "_boot_id", lambda: "boot-b")  # the host rebooted
     assert qemu.cached_probe_kvm(kernel, tmp_path / "cache") is False
     assert len(calls) == 2
-    kernel.write_bytes(b"newer kernel")
-    os.utime(kernel, (1, 1))  # another kernel file
-    qemu.cached_probe_kvm(kernel, tmp_path / "cache")
-    assert len(calls) == 3
+    other = tmp_path / "snapshot-vmlinuz"  # a server booted from a snapshot has its own kernel
+    other.write_bytes(b"newer kernel")
+    assert qemu.cached_probe_kvm(other, tmp_path / "cache") is False
+    assert len(calls) == 2  # whether KVM works does not depend on the kernel
     monkeypatch.setattr(qemu, "_boot_id", lambda: "")  # no boot id: never trust a cache
     qemu.cached_probe_kvm(kernel, tmp_path / "cache")
     qemu.cached_probe_kvm(kernel, tmp_path / "cache")
-    assert len(calls) == 5
+    assert len(calls) == 4

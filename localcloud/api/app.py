@@ -10,20 +10,21 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..backend import ACTION_FAULT, ActionFault, Backend
 from ..errors import APIError
-from ..faults import FaultRegistry, FaultSpec
+from ..faults import FaultRegistry
 from ..ratelimit import TokenBucket
+from .admin import ADMIN_ROUTES
 from .routes import ROUTES
 
 log = logging.getLogger("localcloud")
@@ -71,6 +72,8 @@ class AppState:
     requests: list[RequestRecord] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
     config: GateConfig = field(default_factory=GateConfig)
+    # The artifact mirror served under /__localcloud/mirror/files (populated or not).
+    mirror_root: Path = field(default_factory=lambda: Path("/nonexistent"))
 
 
 def _error_response(err: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -216,84 +219,6 @@ class Gate:
         await self.app(scope, receive, send_wrapper)
 
 
-# ---------------------------------------------------------------------------- admin API
-def _state(request: Request) -> AppState:
-    return request.app.state.localcloud  # type: ignore[no-any-return]
-
-
-async def admin_list_faults(request: Request) -> Response:
-    return JSONResponse({"faults": [r.to_json() for r in _state(request).faults.rules]})
-
-
-async def admin_add_fault(request: Request) -> Response:
-    try:
-        spec = FaultSpec.model_validate_json(await request.body())
-    except (ValidationError, ValueError) as e:
-        return JSONResponse({"error": {"code": "invalid_input", "message": str(e), "details": None}}, status_code=422)
-    rule = _state(request).faults.add(spec)
-    return JSONResponse({"fault": rule.to_json()}, status_code=201)
-
-
-async def admin_clear_faults(request: Request) -> Response:
-    _state(request).faults.clear()
-    return Response(status_code=204)
-
-
-async def admin_delete_fault(request: Request) -> Response:
-    found = _state(request).faults.remove(int(request.path_params["id"]))
-    return Response(status_code=204 if found else 404)
-
-
-async def admin_requests(request: Request) -> Response:
-    return JSONResponse({"requests": [r.to_json() for r in _state(request).requests]})
-
-
-async def admin_clear_requests(request: Request) -> Response:
-    _state(request).requests.clear()
-    return Response(status_code=204)
-
-
-async def admin_state(request: Request) -> Response:
-    st = _state(request)
-    data = st.backend.dump()
-    data["rate_limit"] = {"limit": st.bucket.limit, "remaining": st.bucket.remaining, "reset": st.bucket.reset_at()}
-    data["faults"] = [r.to_json() for r in st.faults.rules]
-    return JSONResponse(data)
-
-
-async def admin_reset(request: Request) -> Response:
-    st = _state(request)
-    await st.backend.reset()
-    st.faults.clear()
-    st.requests.clear()
-    st.exchanges.clear()
-    st.bucket.refill()
-    return Response(status_code=204)
-
-
-async def admin_ssh_log(request: Request) -> Response:
-    driver = _state(request).backend.driver
-    ssh_log = getattr(driver, "ssh_log", None)
-    if ssh_log is None:
-        return JSONResponse(
-            {"error": {"code": "not_found", "message": "this backend records no SSH log", "details": None}}, 404
-        )
-    return JSONResponse({"commands": [r.to_json() for r in ssh_log(int(request.path_params["id"]))]})
-
-
-ADMIN_ROUTES = [
-    Route("/faults", admin_list_faults, methods=["GET"]),
-    Route("/faults", admin_add_fault, methods=["POST"]),
-    Route("/faults", admin_clear_faults, methods=["DELETE"]),
-    Route("/faults/{id:int}", admin_delete_fault, methods=["DELETE"]),
-    Route("/requests", admin_requests, methods=["GET"]),
-    Route("/requests", admin_clear_requests, methods=["DELETE"]),
-    Route("/state", admin_state, methods=["GET"]),
-    Route("/reset", admin_reset, methods=["POST"]),
-    Route("/servers/{id:int}/ssh-log", admin_ssh_log, methods=["GET"]),
-]
-
-
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
     return _error_response(exc)
@@ -327,8 +252,11 @@ def create_app(
     *,
     bucket: TokenBucket | None = None,
     config: GateConfig | None = None,
+    mirror_root: Path | None = None,
 ) -> tuple[ASGIApp, AppState]:
     state = AppState(backend=backend, bucket=bucket or TokenBucket(), config=config or GateConfig())
+    if mirror_root is not None:
+        state.mirror_root = mirror_root
     inner = Starlette(
         routes=[Mount("/v1", routes=ROUTES), Mount("/__localcloud", routes=ADMIN_ROUTES)],
         exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _unexpected},

@@ -34,6 +34,7 @@ from .base import PowerOffCallback, SnapshotResult, SystemImage
 log = logging.getLogger("localcloud.qemu")
 
 _PR_SET_PDEATHSIG = 1
+CONSOLES_KEPT = 100  # serial console logs of deleted servers kept in <state>/consoles
 _KVM_OK = re.compile(r"Kernel panic|VFS: Unable to mount root|Run /init")
 _KVM_BROKEN = re.compile(r"KVM internal error|emulation failure|failed to initialize kvm|Could not access KVM", re.I)
 
@@ -83,15 +84,11 @@ def _boot_id() -> str:
 def cached_probe_kvm(kernel: Path, cache_dir: Path) -> bool:
     """``probe_kvm`` once per host boot: a broken KVM costs the probe its whole timeout, and
     every localcloud start (each test, each ``make image``) would pay it again. Whether KVM
-    works is a property of this boot of this host and this QEMU, so that is the cache key."""
+    works is a property of this boot of this host and this QEMU, so that is the cache key — not
+    the kernel probed with: keyed on it, a server booted from a snapshot (its own kernel) made
+    the next base-image boot probe again, 30 s added to whichever server came first."""
     qemu = shutil.which("qemu-system-x86_64") or ""
-    key = {
-        "boot_id": _boot_id(),
-        "qemu": qemu,
-        "qemu_mtime": os.stat(qemu).st_mtime if qemu else 0,
-        "kernel": str(kernel),
-        "kernel_mtime": kernel.stat().st_mtime,
-    }
+    key = {"boot_id": _boot_id(), "qemu": qemu, "qemu_mtime": os.stat(qemu).st_mtime if qemu else 0}
     path = cache_dir / "kvm-probe.json"
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         cached = json.loads(path.read_text())
@@ -150,8 +147,11 @@ class QemuDriver:
                 raise RuntimeError(f"{tool} is missing: apt-get install qemu-system-x86 qemu-utils genisoimage")
         (state_dir / "servers").mkdir(parents=True, exist_ok=True)
         (state_dir / "images").mkdir(parents=True, exist_ok=True)
-        # Servers do not survive a localcloud restart: whatever a killed run left is garbage.
+        # Servers do not survive a localcloud restart: whatever a killed run left is garbage,
+        # except its serial console, which may be the only record of why it went wrong.
         for leftover in (state_dir / "servers").iterdir():
+            if leftover.name.isdigit():
+                self._keep_console(int(leftover.name), leftover / "console.log")
             shutil.rmtree(leftover, ignore_errors=True)
 
     # ------------------------------------------------------------------ catalog
@@ -186,6 +186,30 @@ class QemuDriver:
                     self._accel = "kvm" if kvm else "tcg"
                 log.info("qemu acceleration: %s", self._accel)
             return self._accel
+
+    # ------------------------------------------------------------------ consoles
+    @property
+    def consoles_dir(self) -> Path:
+        return self.state_dir / "consoles"
+
+    def _keep_console(self, server_id: int, console: Path) -> None:
+        """Move a server's serial console log to ``consoles/<id>.log``: a deleted server's boot
+        log is how a boot that never reached SSH gets explained. The newest ones are kept."""
+        if not console.exists():
+            return
+        self.consoles_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(console, self.consoles_dir / f"{server_id}.log")
+        kept = sorted(self.consoles_dir.glob("*.log"), key=lambda p: p.stat().st_mtime)
+        for old in kept[:-CONSOLES_KEPT]:
+            old.unlink(missing_ok=True)
+
+    def console_log(self, server_id: int) -> Path | None:
+        """The serial console of a server, running or deleted (None if there is none)."""
+        vm = self.vms.get(server_id)
+        if vm is not None and vm.console.exists():
+            return vm.console
+        kept = self.consoles_dir / f"{server_id}.log"
+        return kept if kept.exists() else None
 
     # ------------------------------------------------------------------ lifecycle
     async def create(self, server: Server, image: Image) -> None:
@@ -338,11 +362,13 @@ class QemuDriver:
         await self._stop(vm, grace=2.0)
         if vm.watcher is not None:
             vm.watcher.cancel()
+        self._keep_console(vm.server_id, vm.console)
         shutil.rmtree(vm.dir, ignore_errors=True)
 
     async def close(self) -> None:
         for vm in list(self.vms.values()):
             await self._stop(vm, grace=2.0)
+            self._keep_console(vm.server_id, vm.console)
             shutil.rmtree(vm.dir, ignore_errors=True)
         self.vms.clear()
 

@@ -52,8 +52,23 @@ fi
 """
 
 
+def _series(template: str, ctx: RecipeContext) -> str:
+    """image-builder's var files spell the series as a packer template."""
+    return template.replace("{{ user `kubernetes_series` }}", ctx.versions.kubernetes_series)
+
+
 def deb_repo(ctx: RecipeContext) -> str:
-    return ctx.options.artifacts.kubernetes_deb_repo.format(series=ctx.versions.kubernetes_series)
+    """The project's ``artifacts.kubernetes_deb_repo`` if set, else the var file's, else
+    image-builder's default (pkgs.k8s.io for the series)."""
+    a, v = ctx.options.artifacts, ctx.versions
+    if "kubernetes_deb_repo" not in a.model_fields_set and v.kubernetes_deb_repo:
+        return _series(v.kubernetes_deb_repo, ctx)
+    return a.kubernetes_deb_repo.format(series=v.kubernetes_series)
+
+
+def deb_gpg_key(ctx: RecipeContext) -> str:
+    v = ctx.versions
+    return _series(v.kubernetes_deb_gpg_key, ctx) if v.kubernetes_deb_gpg_key else f"{deb_repo(ctx)}Release.key"
 
 
 def kubeadm_config(ctx: RecipeContext) -> str:
@@ -100,11 +115,11 @@ def kubernetes(ctx: RecipeContext) -> Step:
         # verify it; unpinned, it rests on TLS alone — the one download that can (documented).
         get_key = (
             [
-                fetch(f"{repo}Release.key", "/tmp/capi-image/Release.key", pinned_key),
+                fetch(deb_gpg_key(ctx), "/tmp/capi-image/Release.key", pinned_key),
                 Run(f"gpg --batch --yes --dearmor -o {KEYRING} /tmp/capi-image/Release.key"),
             ]
             if pinned_key
-            else [Run(f"curl -fsSL --retry 5 {repo}Release.key | gpg --batch --yes --dearmor -o {KEYRING}")]
+            else [Run(f"curl -fsSL --retry 5 {deb_gpg_key(ctx)} | gpg --batch --yes --dearmor -o {KEYRING}")]
         )
         ops += [
             Run("install -d -m 0755 /etc/apt/keyrings"),
@@ -139,7 +154,8 @@ def kubernetes(ctx: RecipeContext) -> Step:
     ops += [
         fetch(url, "/tmp/capi-image/crictl.tar.gz", checksum),
         Run("tar -C /usr/local/bin -xzf /tmp/capi-image/crictl.tar.gz && ln -sf /usr/local/bin/crictl /usr/bin/crictl"),
-        Put("/etc/default/kubelet", b"KUBELET_EXTRA_ARGS=\n"),
+        # image-builder's etc/sysconfig/kubelet template (Debian: /etc/default/kubelet)
+        Put("/etc/default/kubelet", f"KUBELET_EXTRA_ARGS={v.kubelet_extra_args}\n".encode()),
         Run("systemctl daemon-reload && systemctl enable kubelet && systemctl stop kubelet"),
         Put("/etc/kubernetes-version", f"{v.kubernetes_semver}\n".encode()),
         Run("install -d -m 0755 /usr/libexec/kubernetes /usr/share/bash-completion/completions"),

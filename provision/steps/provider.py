@@ -45,7 +45,20 @@ log_cfgs:
  - [ *log_base, *log_file ]
 output: {all: '| tee -a /var/log/cloud-init-output.log'}
 """
-FEATURES = "/usr/lib/python3/dist-packages/cloudinit/feature_overrides.py"
+FEATURES = "/usr/lib/python3/dist-packages/cloudinit/features.py"
+FEATURE_OVERRIDES = "/usr/lib/python3/dist-packages/cloudinit/feature_overrides.py"
+FEATURE_FLAG = "ERROR_ON_USER_DATA_FAILURE = False"
+BLOCK_BEGIN, BLOCK_END = "# BEGIN capi-image block: image-builder cloud-init-features.patch", "# END capi-image block"
+
+
+def patch_features() -> Run:
+    """Append the flag to cloudinit/features.py between markers, replacing an earlier block
+    (idempotent, like Ansible's blockinfile that image-builder uses): current cloud-init no
+    longer imports feature_overrides.py, so only the patched module takes effect."""
+    return Run(
+        f"sed -i '/^{BLOCK_BEGIN}$/,/^{BLOCK_END}$/d' {FEATURES} && "
+        f"printf '%s\\n' '{BLOCK_BEGIN}' '{FEATURE_FLAG}' '{BLOCK_END}' >> {FEATURES}"
+    )
 
 
 def provider(ctx: RecipeContext) -> Step:
@@ -64,7 +77,9 @@ def provider(ctx: RecipeContext) -> Step:
                 "systemctl enable cloud-final cloud-config $n cloud-init-local"
             ),
             Put("/etc/cloud/cloud.cfg.d/05_logging.cfg", LOGGING_CFG.encode()),
-            # A broken user-data part must not stop a node from joining (image-builder does the same).
-            Put(FEATURES, b"ERROR_ON_USER_DATA_FAILURE = False\n"),
+            # A broken user-data part must not stop a node from joining: image-builder writes the
+            # old override file (read by cloud-init < 23.4) and patches features.py (the rest).
+            Put(FEATURE_OVERRIDES, f"{FEATURE_FLAG}\n".encode()),
+            patch_features(),
         ),
     )
