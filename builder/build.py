@@ -30,7 +30,7 @@ from localcloud.labels import label_key_problem, label_value_problem  # Hetzner'
 from provision.bootcheck import boot_checks
 from provision.options import RecipeContext
 from provision.plan import Plan, Step
-from provision.versions import Versions, VersionsError, load_versions
+from provision.versions import IMAGE_BUILDER_VERSION, Versions, VersionsError, load_versions
 
 from . import __version__
 from . import log as logmod
@@ -47,6 +47,8 @@ from .ssh import ProvisionError, Session
 log = logmod.get("capi-image.build")
 
 CREATED_BY = "capi-image"
+# Go's time layout 2006-01-02T15-04-05Z, as image-builder's build_date / creationTimestamp labels.
+UPSTREAM_TIME = "%Y-%m-%dT%H-%M-%SZ"
 PHASES = (
     "preflight",
     "ssh-key",
@@ -163,15 +165,19 @@ class Build:
         return {
             **self.config.labels,
             **self.base_labels(),
-            "capi-image-version": __version__,
-            "kubernetes_version": self.versions.kubernetes_semver,
+            # image-builder's hcloud snapshot labels (packer/hcloud/packer.json) ...
+            "build_date": self.started.strftime(UPSTREAM_TIME),
+            "build_timestamp": str(int(self.started.timestamp())),
+            "creationTimestamp": self.started.strftime(UPSTREAM_TIME),
             "distribution": p.distribution,
             "distribution_release": p.release,
-            "distribution_version": p.version,
+            "distribution_version": p.version.replace(".", ""),  # 2404, as ubuntu-2404.json
+            "image_builder_version": IMAGE_BUILDER_VERSION,  # the release the recipe follows
+            "kubernetes_version": self.versions.kubernetes_semver,
+            # ... and this tool's own
+            "capi-image-version": __version__,
             "os": p.name,
             "arch": self.arch,
-            "build_timestamp": str(int(self.started.timestamp())),
-            "build_date": self.started.strftime("%Y-%m-%d"),
         }
 
     # ------------------------------------------------------------------ phases
@@ -291,6 +297,8 @@ class Build:
             date=self.started.strftime("%Y%m%d"),
             build_id=self.build_id,
             project=cfg.name,
+            build_name=cfg.profile.name,
+            build_timestamp=str(int(self.started.timestamp())),
         )
         labels = {**self.snapshot_labels(), CAPH_LABEL: self.image_name}
         for key, value in labels.items():

@@ -18,7 +18,14 @@ from provision.recipe import RECIPES
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = Path(os.environ.get("CAPI_IMAGE_CONFIG_DIR", REPO_ROOT / "config"))
 
-IMAGE_NAME_FIELDS = {"kubernetes_semver", "kubernetes_series", "os", "arch", "timestamp", "date", "build_id", "project"}
+IMAGE_NAME_FIELDS = {
+    "kubernetes_semver", "kubernetes_series", "os", "arch", "timestamp", "date", "build_id", "project",
+    "build_name", "build_timestamp",
+}  # fmt: skip
+# image-builder's hcloud name (packer/hcloud/hcloud-config.json): build_name is the OS profile
+# (ubuntu-2404), build_timestamp UNIX seconds. CAPH filters by architecture, so one name may
+# serve x86 and arm images.
+DEFAULT_IMAGE_NAME = "cluster-api-{build_name}-{kubernetes_semver}-{build_timestamp}"
 
 
 class ConfigError(ValueError):
@@ -120,7 +127,7 @@ class ProjectConfig(Strict):
         description="image to boot: a system image name, or an image ID (a snapshot to build on); default: the profile's",
     )
     versions: Path = Path("vars/k8s-1.31.json")
-    image_name: str = "k8s-{kubernetes_semver}-{os}-{arch}-{timestamp}"
+    image_name: str = DEFAULT_IMAGE_NAME
     labels: dict[str, str] = Field(default_factory=dict)
     recipe: str = Field("full", description="full (image-builder's node recipe) or minimal (provenance + sysprep)")
     provision: RecipeOptions = Field(default_factory=RecipeOptions)

@@ -92,9 +92,10 @@ def expand(config: ProjectConfig) -> list[Variant]:
     names: dict[str, str] = {}
     for v in variants:
         # Two variants whose image names could only differ by the timestamp would race.
-        probe = v.config.image_name.format(
+        # CAPH looks names up per architecture: the same name for x86 and arm is no clash.
+        probe = f"{v.config.architecture}:" + v.config.image_name.format(
             kubernetes_semver=v.key.split("k8s-")[1], kubernetes_series="", os=v.config.os, arch=v.config.architecture,
-            timestamp="T", date="D", build_id="B", project=config.name,
+            timestamp="T", date="D", build_id="B", project=config.name, build_name=v.config.os, build_timestamp="T",
         )  # fmt: skip
         if probe in names and "{build_id}" not in v.config.image_name:
             raise ConfigError(

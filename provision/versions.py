@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from . import varfile
 
+# The image-builder release the recipe follows (and the snapshots' image_builder_version label).
+IMAGE_BUILDER_VERSION = "v0.1.48"
 UBUNTU_REPO = "http://us.archive.ubuntu.com/ubuntu"
 UBUNTU_SECURITY_REPO = "http://security.ubuntu.com/ubuntu"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -28,14 +29,20 @@ def test_build_publishes_a_labelled_snapshot_and_leaves_nothing(lc: LocalCloud, 
     [snap] = snapshots(lc)
     labels = snap["labels"]
     assert labels[CAPH_LABEL] == out.result.image_name
-    assert out.result.image_name.startswith("k8s-v1.31.4-ubuntu-24.04-x86-")
+    # image-builder's default name and labels (packer/hcloud/*.json), plus the tool's own
+    assert re.fullmatch(r"cluster-api-ubuntu-2404-v1\.31\.4-\d{10}", out.result.image_name), out.result.image_name
+    assert out.result.image_name.endswith(labels["build_timestamp"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", labels["build_date"])
+    assert labels["creationTimestamp"] == labels["build_date"]
+    assert labels["image_builder_version"] == "v0.1.48"
+    assert labels["os"] == "ubuntu-2404" and labels["arch"] == "x86"
     assert labels["created-by"] == "capi-image"
     assert labels["build-id"] == out.build_id
     assert labels["kubernetes_version"] == "v1.31.4"
     assert (labels["distribution"], labels["distribution_release"], labels["distribution_version"]) == (
         "ubuntu",
         "noble",
-        "24.04",
+        "2404",
     )
     assert labels["build_timestamp"].isdigit()
     assert labels["team"] == "platform"

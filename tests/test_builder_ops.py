@@ -107,7 +107,7 @@ def test_images_lists_our_snapshots(lc: LocalCloud, tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     [row] = json.loads(r.stdout)
-    assert row["caph-image-name"].startswith("k8s-v1.31.4-")
+    assert row["caph-image-name"].startswith("cluster-api-ubuntu-2404-v1.31.4-")
     assert row["status"] == "available"
 
 
