@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from hcloud import APIException
@@ -71,6 +71,14 @@ class CleanupIncompleteError(RuntimeError):
     """Something this build created could not be deleted; `capi-image gc` will find it."""
 
 
+def controlling_terminal() -> TextIO | None:
+    """The process's terminal for writing (where a secret may be shown), or None."""
+    try:
+        return open("/dev/tty", "w")
+    except OSError:
+        return None
+
+
 def new_build_id() -> str:
     return secrets.token_hex(4)
 
@@ -112,6 +120,7 @@ class Build:
         on_phase: Callable[[str, str], None] | None = None,
         stop: StopSignal | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        terminal: Callable[[], TextIO | None] | None = None,
     ) -> None:
         self.config = config
         self.cloud = cloud
@@ -123,6 +132,7 @@ class Build:
         self.on_phase = on_phase or (lambda _phase, _state: None)
         self.stop = stop
         self.started = now().replace(microsecond=0)
+        self.terminal = terminal or controlling_terminal
         self.tracked = Tracked()
         self.phases: dict[str, float] = {}
         self.session: Session | None = None
@@ -144,6 +154,9 @@ class Build:
         self.ssh_ready_seconds: dict[str, float] = {}
         self._created_at: dict[str, float] = {}
         self._failed = False
+        # Set before the first create call: until then nothing can exist, and a failure (a bad
+        # token in preflight) needs no label search.
+        self._attempted_create = False
         self.kept_server_hint: str | None = None
         self.log = log.bind(build_id=self.build_id)
 
@@ -391,6 +404,7 @@ class Build:
             found = keys.get_all(label_selector=self._selector(role))
             return found[0] if found else None
 
+        self._attempted_create = True
         created = self.cloud.call(
             f"create SSH key{'' if role == 'build' else ' (' + role + ')'}",
             lambda: keys.create(name=name, public_key=key.public_openssh, labels={**self.base_labels(), "role": role}),
@@ -427,6 +441,7 @@ class Build:
             return found[0] if found else None
 
         self._created_at[role] = time.monotonic()
+        self._attempted_create = True
         server = self.cloud.call(what, create, recover=recover)
         assert server.id is not None
         server_id: int = server.id
@@ -567,6 +582,7 @@ class Build:
             found = ours()
             return found[0] if found else None
 
+        self._attempted_create = True
         image = self.cloud.call("create image", create, recover=recover)
         assert image.id is not None
         image_id: int = image.id
@@ -627,9 +643,8 @@ class Build:
         assert boot_server_id is not None
         self._delete_server(boot_server_id)
         self.tracked.boot_server_id = None
-        self._delete(
-            "delete SSH key (boot-test)", lambda: self.cloud.client.ssh_keys.delete(SSHKey(id=self.tracked.boot_key_id))
-        )
+        assert self.tracked.boot_key_id is not None
+        self._delete_key(self.tracked.boot_key_id)
         self.tracked.boot_key_id = None
 
     def publish(self) -> None:
@@ -660,6 +675,7 @@ class Build:
             (self.tracked.server_id, self.tracked.boot_server_id),
             "find servers",
             lambda: client.servers.get_all(label_selector=self.selector),
+            problems,
         )
         if failed and self.keep_on_failure and server_ids:
             self._keep_for_debugging(server_ids)
@@ -674,11 +690,11 @@ class Build:
             (self.tracked.ssh_key_id, self.tracked.boot_key_id),
             "find SSH keys",
             lambda: client.ssh_keys.get_all(label_selector=self.selector),
+            problems,
         )
         for kid in key_ids:
-            key = SSHKey(id=kid)
             try:
-                self._delete(f"delete SSH key {kid}", lambda key=key: client.ssh_keys.delete(key))  # type: ignore[misc]
+                self._delete_key(kid)
             except CloudError as e:
                 problems.append(f"SSH key {kid}: {e}")
 
@@ -687,6 +703,7 @@ class Build:
                 (self.tracked.image_id,),
                 "find snapshots",
                 lambda: client.images.get_all(label_selector=self.selector, type=["snapshot"]),
+                problems,
             )
             for iid in image_ids:
                 try:
@@ -695,16 +712,24 @@ class Build:
                     problems.append(f"snapshot {iid}: {e}")
         if problems:
             raise CleanupIncompleteError(
-                "could not delete: " + "; ".join(problems) + f" — run `capi-image gc` (label build-id={self.build_id})"
+                "could not delete or could not verify: "
+                + "; ".join(problems)
+                + f" — run `capi-image gc` (label build-id={self.build_id})"
             )
 
-    def _ids(self, tracked: tuple[int | None, ...], name: str, lister: Callable[[], list[Any]]) -> list[int]:
+    def _ids(
+        self, tracked: tuple[int | None, ...], name: str, lister: Callable[[], list[Any]], unverified: list[str]
+    ) -> list[int]:
         """The tracked ids plus whatever carries this build's labels. The label search is a net
-        for what a failed or retried call may have created; a clean run knows all its ids."""
+        for what a failed or retried call may have created; a clean run knows all its ids.
+        A search that could not run proves nothing: it lands in ``unverified`` (so the build
+        exits 3, "run gc"), never counts as "nothing there"."""
         ids = {t for t in tracked if t}
-        if self._failed or self.cloud.retries:
-            with contextlib.suppress(CloudError):
+        if self._attempted_create and (self._failed or self.cloud.retries):
+            try:
                 ids |= {r.id for r in self.cloud.call(name, lister) if r.id is not None}
+            except CloudError as e:
+                unverified.append(f"{name} by label failed ({e}), so more may be left")
         return sorted(i for i in ids if i)
 
     def _delete(self, name: str, fn: Callable[[], Any]) -> Any:
@@ -767,7 +792,27 @@ class Build:
                 raise
 
         self.cloud.poll(f"snapshot {iid} deleted", attempt, self.config.timeouts.snapshot, cap=30)
+        if not self._gone(f"snapshot {iid}", lambda: images.get_by_id(iid)):
+            raise CloudError(f"delete snapshot {iid}", "the API answered, but the snapshot is still there")
         self.log.info("snapshot.deleted", image_id=iid, reason="the build did not publish it")
+
+    def _delete_key(self, kid: int) -> None:
+        """Delete an SSH key and confirm it is gone (a 404 answer alone proves nothing)."""
+        keys = self.cloud.client.ssh_keys
+        self._delete(f"delete SSH key {kid}", lambda: keys.delete(SSHKey(id=kid)))
+        if not self._gone(f"SSH key {kid}", lambda: keys.get_by_id(kid)):
+            raise CloudError(f"delete SSH key {kid}", "the API answered, but the key is still there")
+
+    def _gone(self, what: str, getter: Callable[[], Any]) -> bool:
+        """True once the API answers not_found for the resource; the confirmation a deletion
+        needs before the build may say it is gone."""
+        try:
+            self.cloud.call(f"get {what}", getter)
+        except CloudError as e:
+            if isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found":
+                return True
+            raise
+        return False
 
     def _keep_for_debugging(self, server_ids: list[int]) -> None:
         out = self.manifest_path.parent / f"{self.build_id}-debug"
@@ -777,12 +822,20 @@ class Build:
         key_file.write_text(self.login_key.private_openssh(passphrase.encode()))
         key_file.chmod(0o600)
         ip = self.tracked.server_ip or "<server ip>"
-        self.kept_server_hint = (
+        hint = (
             f"kept server(s) {server_ids} for debugging.\n"
-            f"  ssh -i {key_file} root@{ip}   (key passphrase: {passphrase})\n"
+            f"  ssh -i {key_file} root@{ip}   (key passphrase: {{passphrase}})\n"
             f"  delete later: capi-image gc --build-id {self.build_id} --older-than 0s"
         )
-        # The hint goes to the terminal only: it carries the key passphrase.
+        # The passphrase goes to the controlling terminal only, never to stdout or a log a CI
+        # system keeps; without a terminal the key stays locked (gc still deletes the server).
+        tty = self.terminal()
+        if tty is not None:
+            with tty:
+                print(hint.format(passphrase=passphrase), file=tty, flush=True)
+            self.kept_server_hint = hint.format(passphrase="shown on the terminal only")
+        else:
+            self.kept_server_hint = hint.format(passphrase="not shown: no terminal")
         print(self.kept_server_hint, flush=True)
         self.log.warning("server.kept", server_ids=server_ids, key_file=str(key_file))
 

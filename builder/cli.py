@@ -137,7 +137,7 @@ def _build_matrix(
     except ConfigError as e:
         raise _fail(EXIT_INPUT, str(e)) from e
     assert config.matrix is not None
-    workers = parallel or config.matrix.parallel
+    workers = config.matrix.parallel if parallel is None else parallel
     if workers < 1:
         raise _fail(EXIT_INPUT, "--parallel must be at least 1")
     started = dt.datetime.now(dt.UTC).replace(microsecond=0)

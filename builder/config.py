@@ -25,6 +25,16 @@ IMAGE_NAME_FIELDS = {
 # image-builder's hcloud name (packer/hcloud/hcloud-config.json): build_name is the OS profile
 # (ubuntu-2404), build_timestamp UNIX seconds. CAPH filters by architecture, so one name may
 # serve x86 and arm images.
+# Labels the build sets on what it creates: a project may not set them (a caph-image-name on a
+# snapshot still being created could be picked up by CAPH; created-by/build-id are how cleanup
+# and gc find things).
+RESERVED_LABELS = frozenset(
+    {
+        "caph-image-name", "created-by", "build-id", "role", "capi-image-version", "os", "arch", "build_date",
+        "build_timestamp", "creationTimestamp", "distribution", "distribution_release", "distribution_version",
+        "image_builder_version", "kubernetes_version",
+    }
+)  # fmt: skip
 DEFAULT_IMAGE_NAME = "cluster-api-{build_name}-{kubernetes_semver}-{build_timestamp}"
 
 
@@ -156,10 +166,34 @@ class ProjectConfig(Strict):
     @field_validator("image_name")
     @classmethod
     def _template(cls, v: str) -> str:
-        fields = {f for _, f, _, _ in string.Formatter().parse(v) if f}
-        unknown = fields - IMAGE_NAME_FIELDS
-        if unknown:
-            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; known: {sorted(IMAGE_NAME_FIELDS)}")
+        try:
+            parts = list(string.Formatter().parse(v))
+        except ValueError as e:
+            raise ValueError(f"'{v}' is not a valid template ({e}); write placeholders as {{name}}") from e
+        for _, field, spec, conversion in parts:
+            if field is None:
+                continue
+            # Only plain {name}: a conversion (!r), a format spec (:>999999999) or an attribute
+            # ({os.__class__}) could explode or leak; none is needed for a label value.
+            if conversion is not None or spec:
+                raise ValueError(
+                    f"placeholder {{{field}}} with a conversion or format spec is not allowed; use {{name}}"
+                )
+            if field not in IMAGE_NAME_FIELDS:
+                raise ValueError(
+                    f"unknown placeholder(s) {[field] if field else ['{}']}; known: {sorted(IMAGE_NAME_FIELDS)}"
+                )
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _own_labels(cls, v: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(set(v) & RESERVED_LABELS)
+        if reserved:
+            raise ValueError(
+                f"label(s) {reserved} are set by capi-image itself (caph-image-name only once the snapshot is "
+                "published); choose other keys"
+            )
         return v
 
     @field_validator("token_env")

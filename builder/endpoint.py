@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from . import log as logmod
 from .config import ProjectConfig
 
 HETZNER = "https://api.hetzner.cloud/v1"
@@ -36,6 +37,15 @@ class MissingTokenError(ValueError):
 def target(config: ProjectConfig) -> Iterator[Target]:
     env_endpoint = os.environ.get("HCLOUD_ENDPOINT")
     token = os.environ.get(config.token_env, "")
+    logmod.redact(token)  # before anything can print it, in every rendering
+    bad = next((i for i, c in enumerate(token) if not 0x21 <= ord(c) <= 0x7E), None)
+    if bad is not None:
+        # A token pasted with its newline, or with a non-ASCII character, would fail deep in the
+        # HTTP layer (and be echoed by it): say so first, without the token.
+        raise MissingTokenError(
+            f"${config.token_env} holds a character an API token cannot have (position {bad + 1}: "
+            f"{'whitespace' if token[bad].isspace() else 'not printable ASCII'}): check how it was exported"
+        )
     if config.endpoint == "localcloud" and not env_endpoint:
         from localcloud.server import LocalCloud, Settings
 

@@ -27,12 +27,17 @@ T = TypeVar("T")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 
 
+MAX_AGE = dt.timedelta(days=36500)
+
+
 def parse_duration(text: str) -> dt.timedelta:
     m = _DURATION.match(text.strip())
     if not m:
         raise ValueError(f"'{text}' is not a duration like 90s, 30m, 2h or 1d")
-    n, unit = int(m.group(1)), m.group(2)
-    return dt.timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if seconds > MAX_AGE.total_seconds():  # "now - age" must stay a date
+        raise ValueError(f"'{text}' is longer than {MAX_AGE.days} days")
+    return dt.timedelta(seconds=seconds)
 
 
 def _deleter(fn: Callable[[T], Any], resource: T) -> Callable[[], Any]:

@@ -6,6 +6,7 @@ Every event carries the build id (bound with structlog's contextvars). Secrets r
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -19,11 +20,20 @@ _SECRETS: set[str] = set()
 MASK = "***"
 
 
+def renderings(secret: str) -> set[str]:
+    """The ways a secret can appear in text: as is, trimmed, escaped as repr() and JSON write
+    it (a token with a newline shows as ``secret\\n`` in a traceback or a header repr)."""
+    forms = {secret, secret.strip(), repr(secret)[1:-1], json.dumps(secret)[1:-1]}
+    forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+    forms.add(secret.encode("unicode_escape").decode("ascii"))
+    return {f for f in forms if len(f) >= 4}  # shorter values would mask ordinary words
+
+
 def redact(*secrets: str | None) -> None:
-    """Never let these strings reach a log line (tokens, registry passwords)."""
+    """Never let these strings reach a log line (tokens, registry passwords), in any rendering."""
     for s in secrets:
-        if s and len(s) >= 4:  # shorter values would mask ordinary words
-            _SECRETS.add(s)
+        if s:
+            _SECRETS.update(renderings(s))
 
 
 def forget_secrets() -> None:
@@ -32,7 +42,7 @@ def forget_secrets() -> None:
 
 def scrub(value: Any) -> Any:
     if isinstance(value, str):
-        for s in _SECRETS:
+        for s in sorted(_SECRETS, key=len, reverse=True):  # the longest rendering first
             if s in value:
                 value = value.replace(s, MASK)
         return value

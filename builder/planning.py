@@ -19,7 +19,7 @@ from provision.versions import Versions, load_versions
 
 from . import __version__
 from . import log as logmod
-from .config import ConfigError, ProjectConfig
+from .config import CONFIG_DIR, ConfigError, ProjectConfig
 
 # What a plan shows for localcloud's mirror: its port is known only once localcloud runs.
 LOCALCLOUD_MIRROR_PLACEHOLDER = "http://10.0.2.2:PORT/__localcloud/mirror/files"
@@ -66,7 +66,15 @@ def recipe_context(
         logmod.redact(password)
         secrets = Secrets(user, password)
     sources = []
+    root = CONFIG_DIR.resolve()
     for path in config.script_paths():
+        # Scripts run as root on the node: a path climbing out of the config directory
+        # (../../etc/passwd) runs only with an explicit opt-in.
+        if not path.resolve().is_relative_to(root) and not options.scripts_outside_config:
+            raise ConfigError(
+                f"custom script {path} is outside the config directory {root}; move it there, or set "
+                "provision.scripts_outside_config: true"
+            )
         if not path.is_file():
             raise ConfigError(f"custom script {path} does not exist")
         sources.append((path.name, path.read_bytes()))

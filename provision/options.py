@@ -125,7 +125,12 @@ class RecipeOptions(Strict):
     dist_upgrade: bool = True
     artifacts: Artifacts = Field(default_factory=Artifacts)
     registry_mirror: RegistryMirror | None = None
-    scripts: list[Path] = Field(default_factory=list)
+    scripts: list[Path] = Field(
+        default_factory=list, description="custom scripts run as root before sysprep, relative to config/"
+    )
+    scripts_outside_config: bool = Field(
+        False, description="explicit opt-in: allow scripts outside the config directory (absolute paths)"
+    )
     image_pull: bool = True
 
     def uses_localcloud_mirror(self) -> bool:

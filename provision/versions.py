@@ -97,8 +97,14 @@ def load_versions(path: Path) -> Versions:
         raw = json.loads(path.read_text())
     except FileNotFoundError as e:
         raise VersionsError(f"versions var file {path} does not exist") from e
-    except json.JSONDecodeError as e:
+    except IsADirectoryError as e:
+        raise VersionsError(f"versions var file {path} is a directory; name a JSON file in it") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise VersionsError(f"versions var file {path} is not JSON: {e}") from e
+    except RecursionError as e:
+        raise VersionsError(f"versions var file {path} is nested too deeply to be a var file") from e
+    except OSError as e:
+        raise VersionsError(f"versions var file {path} cannot be read: {e.strerror}") from e
     if not isinstance(raw, dict):
         raise VersionsError(f"versions var file {path} must hold a JSON object")
     refused = varfile.problems(raw)

@@ -167,7 +167,9 @@ def test_a_failed_check_fails_the_build_by_name(
             "image": str(local_build.manifest["snapshot_id"]),
             "boot_test": False,
             "versions": base.versions_path(),
-            "provision": base.provision.model_copy(update={"scripts": [script], "dist_upgrade": False}),
+            "provision": base.provision.model_copy(
+                update={"scripts": [script], "scripts_outside_config": True, "dist_upgrade": False}
+            ),
         }
     )
     before = [s["id"] for s in snapshots(lc)]

@@ -169,3 +169,51 @@ def _gc_everything(lc: LocalCloud) -> None:
     client, counter = make_client("test-token", lc.endpoint)
     report = collect(Cloud(client, counter, FAST_RETRY), dt.timedelta(0))
     assert report.failed == []
+
+
+# A create whose answer is lost, and the label search that should find it down for good.
+LOST_AND_UNSEARCHABLE = [
+    ("server", [("POST", r"^/v1/servers$", {"kind": "drop_after"}),
+                ("GET", r"^/v1/servers$", {"times": 0, "code": "unavailable"})]),
+    ("ssh key", [("POST", r"^/v1/ssh_keys$", {"kind": "drop_after"}),
+                 ("GET", r"^/v1/ssh_keys$", {"times": 0, "code": "unavailable"})]),
+    ("snapshot", [("POST", r"/actions/create_image$", {"kind": "drop_after"}),
+                  ("GET", r"^/v1/images$", {"nth": 4, "times": 0, "code": "unavailable"})]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "rules"), LOST_AND_UNSEARCHABLE, ids=[c[0] for c in LOST_AND_UNSEARCHABLE])
+def test_a_label_search_that_cannot_run_is_no_all_clear(
+    lc: LocalCloud, tmp_path: Path, what: str, rules: list[tuple[str, str, dict[str, Any]]]
+) -> None:
+    """The create took effect but its answer was lost, and listing by label keeps failing: the
+    build cannot know whether something is left, so it must say so (exit 3), not "complete"."""
+    for method, path, spec in rules:
+        lc.admin().add_fault(method=method, path=path, **spec)
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    left = leftovers(lc)
+    assert left != NO_LEAKS, "the fault combination did not leave anything: the test proves nothing"
+    assert isinstance(out.error, CleanupIncompleteError), out.error
+    assert "by label failed" in str(out.error) and "capi-image gc" in str(out.error)
+    assert out.manifest["cleanup"].startswith("incomplete")
+    lc.admin().clear_faults()
+    _gc_everything(lc)
+    _check_no_leaks_no_duplicates(lc, succeeded=False)
+
+
+@pytest.mark.parametrize(
+    ("what", "path"), [("SSH key", r"^/v1/ssh_keys/\d+$"), ("snapshot", r"^/v1/images/\d+$")], ids=["key", "snapshot"]
+)
+def test_a_404_to_a_delete_is_checked_not_trusted(lc: LocalCloud, tmp_path: Path, what: str, path: str) -> None:
+    """DELETE answers not_found although nothing was deleted: keys and snapshots are confirmed
+    gone like servers, so the build reports what is left (exit 3) instead of claiming success."""
+    if what == "snapshot":  # publishing fails: cleanup deletes the unpublished snapshot
+        lc.admin().add_fault(method="PUT", path=r"^/v1/images/\d+$", times=0, code="invalid_input")
+    lc.admin().add_fault(method="DELETE", path=path, times=0, code="not_found")
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert isinstance(out.error, CleanupIncompleteError), out.error
+    assert f"the API answered, but the {what.lower().split()[-1]} is still there" in str(out.error)
+    assert out.manifest["cleanup"].startswith("incomplete")
+    lc.admin().clear_faults()
+    _gc_everything(lc)
+    assert leftovers(lc) == NO_LEAKS

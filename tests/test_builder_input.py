@@ -41,6 +41,30 @@ CASES = [
         "unknown OS profile 'windows-11'",
     ),
     ("bad-template", STUB_PROJECT + "image_name: '{nope}'\n", "good-token", "unknown placeholder(s) ['nope']"),
+    ("template-positional", STUB_PROJECT + "image_name: 'x-{}'\n", "good-token", "unknown placeholder(s) ['{}']"),
+    ("template-index", STUB_PROJECT + "image_name: 'x-{0}'\n", "good-token", "unknown placeholder(s) ['0']"),
+    (
+        "template-conversion",
+        STUB_PROJECT + "image_name: 'x-{os!z}'\n",
+        "good-token",
+        "with a conversion or format spec",
+    ),
+    ("template-spec", STUB_PROJECT + "image_name: 'x-{os:>999999999}'\n", "good-token", "conversion or format spec"),
+    ("template-nested", STUB_PROJECT + "image_name: 'x-{os:{build_id.__class__}}'\n", "good-token", "format spec"),
+    ("template-attribute", STUB_PROJECT + "image_name: 'x-{os.__class__}'\n", "good-token", "['os.__class__']"),
+    ("template-unbalanced", STUB_PROJECT + "image_name: 'x-{os'\n", "good-token", "is not a valid template"),
+    (
+        "reserved-label",
+        STUB_PROJECT.replace("team: platform", "caph-image-name: sneaky"),
+        "good-token",
+        "label(s) ['caph-image-name'] are set by capi-image itself",
+    ),
+    (
+        "reserved-labels",
+        STUB_PROJECT.replace("team: platform", "created-by: me\n  build-id: x"),
+        "good-token",
+        "['build-id', 'created-by']",
+    ),
     (
         "invalid-label",
         STUB_PROJECT.replace("team: platform", "team: v1.31+k3s"),
@@ -143,3 +167,74 @@ def test_var_file_keys_at_upstream_defaults_are_accepted(lc: LocalCloud, tmp_pat
     var_file.write_text(json.dumps({**json.loads(VERSIONS.read_text()), **defaults}))
     r = build(tmp_path, lc, STUB_PROJECT.replace(str(VERSIONS), str(var_file)))
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("token", ["good-token\n", "good-tok€n", "good token"], ids=["newline", "non-ascii", "space"])
+def test_a_token_with_a_character_no_token_has_is_bad_input(lc: LocalCloud, tmp_path: Path, token: str) -> None:
+    r = build(tmp_path, lc, STUB_PROJECT, token)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "$HCLOUD_TOKEN holds a character an API token cannot have" in r.stderr
+    assert lc.admin().requests() == []  # not one call, not even a GET
+    for rendering in (token, token.strip(), repr(token)[1:-1], json.dumps(token)[1:-1]):
+        assert rendering not in r.stderr + r.stdout
+
+
+def test_every_rendering_of_a_secret_is_redacted() -> None:
+    from builder import log as logmod
+
+    secret = "s3cr3t-tok€n\n"
+    logmod.redact(secret)
+    try:
+        for text in (f"Bearer {secret}", repr(f"Bearer {secret}"), json.dumps({"h": f"Bearer {secret}"}),
+                     f"{secret.encode('unicode_escape').decode()}", "s3cr3t-tok€n"):  # fmt: skip
+            scrubbed = logmod.scrub(text)
+            assert "s3cr3t" not in scrubbed, (text, scrubbed)
+    finally:
+        logmod.forget_secrets()
+
+
+def _var_file_case(tmp: Path, case: str) -> Path:
+    if case == "directory":
+        (tmp / "vars-dir").mkdir()
+        return tmp / "vars-dir"
+    path = tmp / "vars.json"
+    if case == "binary":
+        path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    else:  # nested far beyond any var file
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    return path
+
+
+@pytest.mark.parametrize("case", ["directory", "binary", "deeply-nested"])
+def test_a_var_file_that_is_no_var_file(lc: LocalCloud, tmp_path: Path, case: str) -> None:
+    r = build(tmp_path, lc, STUB_PROJECT.replace(str(VERSIONS), str(_var_file_case(tmp_path, case))))
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "versions var file" in r.stderr and "Traceback" not in r.stderr
+    assert mutating(lc) == []
+
+
+@pytest.mark.parametrize("script", ["/etc/passwd", "../../../../etc/passwd"])
+def test_scripts_outside_the_config_directory_need_an_opt_in(lc: LocalCloud, tmp_path: Path, script: str) -> None:
+    text = STUB_PROJECT + f"provision:\n  scripts: [{script}]\n"
+    r = build(tmp_path, lc, text)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "is outside the config directory" in r.stderr
+    assert mutating(lc) == []
+    plan = run_cli([sys.executable, "-m", "builder.cli", "plan", "-p", "p"], tmp_path / "config", lc.endpoint)
+    assert plan.returncode == 2 and "outside the config directory" in plan.stderr
+
+
+def test_gc_refuses_an_age_beyond_any_date(tmp_path: Path, lc: LocalCloud) -> None:
+    write_project(tmp_path / "config", "p", STUB_PROJECT)
+    r = run_cli([sys.executable, "-m", "builder.cli", "gc", "-p", "p", "--older-than", "99999999999d"],
+                tmp_path / "config", lc.endpoint)  # fmt: skip
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "longer than 36500 days" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_matrix_parallel_zero_is_refused(tmp_path: Path, lc: LocalCloud) -> None:
+    write_project(tmp_path / "config", "p", STUB_PROJECT + "matrix: {os: [ubuntu-2404]}\n")
+    r = run_cli([*build_command(tmp_path), "--matrix", "--parallel", "0"], tmp_path / "config", lc.endpoint)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "--parallel must be at least 1" in r.stderr
+    assert mutating(lc) == []

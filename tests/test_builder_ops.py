@@ -4,6 +4,7 @@ pages, the images listing, and the build id on every log event."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import sys
 import time
@@ -55,15 +56,22 @@ def test_keep_on_failure_keeps_the_server_and_says_how_to_reach_it(
     lc: LocalCloud, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lc.admin().add_fault(method="POST", path=r"/actions/create_image$", kind="action_error")
-    out = run_build(lc, project(lc.endpoint), tmp_path, keep_on_failure=True)
+
+    class Terminal(io.StringIO):  # a stand-in for /dev/tty that keeps what was written
+        def close(self) -> None:
+            self.seen = self.getvalue()
+
+    tty = Terminal()
+    out = run_build(lc, project(lc.endpoint), tmp_path, keep_on_failure=True, terminal=lambda: tty)
     assert out.error is not None
     printed = capsys.readouterr().out
-    assert "ssh -i" in printed
+    assert "ssh -i" in printed and "key passphrase: shown on the terminal only" in printed
     assert f"capi-image gc --build-id {out.build_id}" in printed
     assert leftovers(lc)["servers"] == [f"capi-image-{out.build_id}"]
     key_file = tmp_path / f"{out.build_id}-debug" / "id_ed25519"
     assert key_file.stat().st_mode & 0o777 == 0o600
-    passphrase = printed.split("key passphrase: ")[1].split(")")[0]
+    passphrase = tty.seen.split("key passphrase: ")[1].split(")")[0]
+    assert passphrase not in printed
     with pytest.raises(paramiko.PasswordRequiredException):
         paramiko.Ed25519Key.from_private_key_file(str(key_file))  # never on disk unencrypted
     paramiko.Ed25519Key.from_private_key_file(str(key_file), password=passphrase)
@@ -141,3 +149,15 @@ def test_an_action_stuck_at_99_percent_is_not_hammered() -> None:
     cloud = Cloud(client, RequestCounter(), Retry(attempts=1), poll_initial=0.5)
     assert cloud.wait_action("start server", 1, deadline=30)["status"] == "success"
     assert len(looks) <= 6, [round(t, 2) for t in looks]  # the 0.2 s floor would take ~12
+
+
+def test_keep_on_failure_without_a_terminal_shows_no_passphrase(
+    lc: LocalCloud, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lc.admin().add_fault(method="POST", path=r"/actions/create_image$", kind="action_error")
+    out = run_build(lc, project(lc.endpoint), tmp_path, keep_on_failure=True, terminal=lambda: None)
+    printed = capsys.readouterr().out
+    assert "key passphrase: not shown: no terminal" in printed
+    client, counter = make_client("t", lc.endpoint)
+    assert collect(Cloud(client, counter, FAST_RETRY), dt.timedelta(0), build_id=out.build_id).failed == []
+    assert leftovers(lc) == NO_LEAKS
