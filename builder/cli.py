@@ -25,7 +25,7 @@ from .cloud import Cloud, CloudError, make_client
 from .config import ConfigError, ProjectConfig, load_project
 from .endpoint import MissingTokenError, target
 from .gc import collect, parse_duration
-from .interrupts import Interrupted, SignalGuard
+from .interrupts import Interrupted, SignalGuard, install_exit_on_signal
 from .report import PhaseDisplay, summary
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_CLEANUP = 0, 1, 2, 3
@@ -122,7 +122,15 @@ def build(
             raise _fail(EXIT_CLEANUP, str(e)) from e
         except (CloudError, RuntimeError, TimeoutError, OSError) as e:
             raise _fail(EXIT_FAILED, f"build failed: {e}") from e
-    print(json.dumps({"snapshot_id": result.image_id, CAPH_LABEL: result.image_name, "manifest": str(b.manifest_path)}))
+        # Still guarded: a signal now must not kill the process before the caller learns
+        # which image was published.
+        with guard.shield():
+            print(
+                json.dumps(
+                    {"snapshot_id": result.image_id, CAPH_LABEL: result.image_name, "manifest": str(b.manifest_path)}
+                ),
+                flush=True,
+            )
 
 
 def _build_matrix(
@@ -474,9 +482,10 @@ def summary_cmd(
 
 
 def main() -> None:
+    install_exit_on_signal()  # `python -m builder.cli` as well as the installed entry point
     try:
         app()
-    except KeyboardInterrupt:  # before the guard is installed
+    except KeyboardInterrupt:  # pragma: no cover - a handler other than ours was active
         sys.exit(130)
 
 

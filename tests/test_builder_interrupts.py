@@ -134,3 +134,47 @@ def test_sigkill_leftovers_are_collected_by_gc(lc: LocalCloud, tmp_path: Path) -
     assert leftovers(lc) == NO_LEAKS
     report = json.loads(gc.stdout)
     assert len(report["deleted"]) == 2
+
+
+@pytest.mark.parametrize("start", ["shutdown", "cleanup"])
+def test_a_signal_storm_cannot_abort_cleanup(lc: LocalCloud, tmp_path: Path, start: str) -> None:
+    """SIGINT and SIGTERM every 3 ms from a phase on until the process ends: the first one
+    interrupts (outside cleanup), every other one is only counted — no deadlock, no traceback,
+    cleanup verified complete, and after a successful build the caller still gets its JSON line."""
+    proc = start_build(tmp_path, lc)
+    sent = 0
+    try:
+        wait_for_phase(proc, start)
+        end = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < end:
+            proc.send_signal(signal.SIGINT if sent % 2 == 0 else signal.SIGTERM)
+            sent += 1
+            time.sleep(0.003)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert sent > 100, sent
+    assert "Traceback" not in err, err[-3000:]
+    manifest = json.loads((tmp_path / "m.json").read_text())
+    assert manifest["cleanup"] == "complete"
+    if start == "cleanup":
+        assert proc.returncode == 0, err[-2000:]
+        assert json.loads(out.strip().splitlines()[-1])["snapshot_id"] == manifest["snapshot_id"]
+        assert len(snapshots(lc)) == 1
+    else:
+        assert proc.returncode == 130, err[-2000:]  # the first signal sent was SIGINT
+        assert snapshots(lc) == []
+    assert leftovers(lc) == NO_LEAKS
+
+
+def test_a_signal_before_the_cli_is_imported_is_a_clean_exit(tmp_path: Path) -> None:
+    """The installed entry point turns an early SIGTERM into exit 143, not a traceback."""
+    code = (
+        "import os, signal, sys; sys.argv = ['capi-image', '--help']; "
+        "from builder import entry; signal.signal(signal.SIGTERM, entry._early); "
+        "os.kill(os.getpid(), signal.SIGTERM); entry.main()"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 143, r.stderr
+    assert "Traceback" not in r.stderr
