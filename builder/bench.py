@@ -229,7 +229,7 @@ def main(
         table.add_column(col, justify="right" if col != "client" else "left")
     for r in rows:
         table.add_row(r.client, str(r.requests), f"{r.wall:.2f}", f"{r.modelled:.2f}", f"{r.overhead:.2f}")
-    console = Console()
+    console = Console(width=150)  # the tables stay readable in a CI log (no terminal width)
     console.print(table)
     console.print("targets: capi-image <= 30 API requests per build, <= 3 s overhead beyond the modelled cloud time")
     if mrows:
