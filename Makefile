@@ -55,10 +55,10 @@ base-image: setup
 artifacts: setup
 	$(PY) -m localcloud artifacts
 
-# pytest exits 5 when it collected nothing; say so instead of failing obscurely.
+# pytest exits 5 when it collected nothing: a suite that tests nothing is a failure, said plainly.
 test: setup base-image artifacts
 	@$(PY) -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): failing" >&2; fi; exit $$rc
 
 lint: python-deps
 	$(VENV)/bin/ruff check .
