@@ -110,33 +110,44 @@ PROJECT_FIELDS = {
 
 # Features this tool does not implement: accepted at upstream's default (what upstream's
 # packer/config sets), refused otherwise.
-DEFAULT_ONLY: dict[str, tuple[str, ...]] = {
-    "http_proxy": ("",), "https_proxy": ("",), "no_proxy": ("",),
-    "containerd_additional_settings": ("",), "containerd_gvisor_runtime": ("false",),
-    "containerd_wasm_shims_runtimes": ("",), "load_additional_components": ("false",),
-    "additional_executables": ("false",), "additional_executables_destination_path": ("",),
-    "additional_executables_list": ("",), "additional_registry_images": ("false",),
-    "additional_registry_images_list": ("",), "additional_s3": ("false",), "additional_s3_access": ("",),
-    "additional_s3_bucket": ("",), "additional_s3_ceph": ("false",), "additional_s3_destination_path": ("",),
-    "additional_s3_endpoint": ("",), "additional_s3_object": ("",), "additional_s3_secret": ("",),
-    "additional_url_images": ("false",), "additional_url_images_list": ("",), "ecr_credential_provider": ("false",),
-    "ecr_credential_provider_arch": ("",), "ecr_credential_provider_aws_profile": ("",),
-    "ecr_credential_provider_base_url": ("",), "ecr_credential_provider_binary_filename": ("",),
-    "ecr_credential_provider_install_dir": ("",), "ecr_credential_provider_match_images": ("",),
-    "ecr_credential_provider_os": ("",), "ecr_credential_provider_version": ("",), "debug_tools": ("false",),
-    "disable_public_repos": ("false",), "extra_repos": ("",), "remove_extra_repos": ("false",),
-    "reenable_public_repos": ("true",), "pip_conf_file": ("",), "firstboot_custom_roles_pre": ("",),
-    "firstboot_custom_roles_post": ("",), "node_custom_roles_pre": ("",), "node_custom_roles_post": ("",),
-    "node_custom_roles_post_sysprep": ("",), "kubeadm_template": ("etc/kubeadm.yml",),
-    "kubernetes_apiserver_port": ("6443",), "kubernetes_load_additional_imgs": ("false",),
-    "netplan_removal_excludes": ("",), "build_target": ("virt",), "systemd_prefix": ("/usr/lib/systemd",),
-    "sysusr_prefix": ("/usr",), "sysusrlocal_prefix": ("/usr/local",), "ansible_user_vars": ("",),
-    "ansible_extra_vars": ("",),
+DEFAULT_ONLY: dict[str, str] = {
+    "http_proxy": "", "https_proxy": "", "no_proxy": "",
+    "containerd_additional_settings": "", "containerd_gvisor_runtime": "false",
+    "containerd_wasm_shims_runtimes": "", "load_additional_components": "false",
+    "additional_executables": "false", "additional_executables_destination_path": "",
+    "additional_executables_list": "", "additional_registry_images": "false",
+    "additional_registry_images_list": "", "additional_s3": "false", "additional_s3_access": "",
+    "additional_s3_bucket": "", "additional_s3_ceph": "false", "additional_s3_destination_path": "",
+    "additional_s3_endpoint": "", "additional_s3_object": "", "additional_s3_secret": "",
+    "additional_url_images": "false", "additional_url_images_list": "", "ecr_credential_provider": "false",
+    "ecr_credential_provider_arch": "", "ecr_credential_provider_aws_profile": "",
+    "ecr_credential_provider_base_url": "", "ecr_credential_provider_binary_filename": "",
+    "ecr_credential_provider_install_dir": "", "ecr_credential_provider_match_images": "",
+    "ecr_credential_provider_os": "", "ecr_credential_provider_version": "", "debug_tools": "false",
+    "disable_public_repos": "false", "extra_repos": "", "remove_extra_repos": "false",
+    "reenable_public_repos": "true", "pip_conf_file": "", "firstboot_custom_roles_pre": "",
+    "firstboot_custom_roles_post": "", "node_custom_roles_pre": "", "node_custom_roles_post": "",
+    "node_custom_roles_post_sysprep": "", "kubeadm_template": "etc/kubeadm.yml",
+    "kubernetes_apiserver_port": "6443", "kubernetes_load_additional_imgs": "false",
+    "netplan_removal_excludes": "", "build_target": "virt", "systemd_prefix": "/usr/lib/systemd",
+    "sysusr_prefix": "/usr", "sysusrlocal_prefix": "/usr/local", "ansible_user_vars": "",
+    "ansible_extra_vars": "",
 }  # fmt: skip
+_ANSIBLE = "it passes variables to upstream's Ansible roles; set the keys themselves"
+_ROLES = "Ansible roles do not run here: use provision.scripts"
 DEFAULT_ONLY_WHY = {
-    "ansible_user_vars": "it passes variables to upstream's Ansible roles; set the keys themselves",
-    "ansible_extra_vars": "it passes variables to upstream's Ansible roles; set the keys themselves",
-    "custom_roles": "Ansible roles do not run here: use provision.scripts",
+    "ansible_user_vars": _ANSIBLE,
+    "ansible_extra_vars": _ANSIBLE,
+    **dict.fromkeys(
+        (
+            "firstboot_custom_roles_pre",
+            "firstboot_custom_roles_post",
+            "node_custom_roles_pre",
+            "node_custom_roles_post",
+            "node_custom_roles_post_sysprep",
+        ),
+        _ROLES,
+    ),
 }
 
 
@@ -159,11 +170,9 @@ def problems(raw: Mapping[str, Any]) -> list[str]:
             if _normal(value):
                 out.append(f"{key}: a packer setting; set it in the project config ({PROJECT_FIELDS[key]})")
         elif key in DEFAULT_ONLY:
-            if _normal(value) not in DEFAULT_ONLY[key]:
-                why = DEFAULT_ONLY_WHY.get(key) or next(
-                    (w for k, w in DEFAULT_ONLY_WHY.items() if k in key), "this tool does not implement it"
-                )
-                default = DEFAULT_ONLY[key][0]
+            default = DEFAULT_ONLY[key]
+            if _normal(value) != default:
+                why = DEFAULT_ONLY_WHY.get(key, "this tool does not implement it")
                 out.append(f"{key}={value!r} is not supported ({why}); leave it at {default!r} or remove it")
         else:
             out.append(f"{key}: not an image-builder v0.1.48 variable (a typo?)")
