@@ -15,7 +15,7 @@ SYSTEM_TOOLS := qemu-system-x86_64 qemu-img mmdebstrap genisoimage debugfs mkfs.
 
 BUILD_ARGS ?=
 
-.PHONY: help setup system-deps python-deps base-image artifacts golden test lint format serve image bench gc images clean
+.PHONY: help setup system-deps python-deps base-image artifacts golden test lint format serve image bench gc images clean parity
 
 help:
 	@echo "make image PROJECT=NAME  build a node image (PROJECT=local: against localcloud, no account)"
@@ -28,6 +28,7 @@ help:
 	@echo "make images PROJECT=NAME list the snapshots capi-image built"
 	@echo "make bench               API requests and overhead vs a Packer-like client"
 	@echo "make golden              regenerate the golden plans after a deliberate recipe change"
+	@echo "make parity              image-builder's own playbook vs this recipe on twin VMs (~30 min)"
 	@echo "make setup               system packages + virtualenv only"
 
 system-deps:
@@ -68,6 +69,20 @@ lint: python-deps
 # Golden plans (tests/data/golden): regenerate after a deliberate recipe change, review the diff.
 golden: python-deps
 	$(PY) -m tests.golden --write
+
+# image-builder v0.1.48's Ansible (its pin, ansible-core 2.15) in its own virtualenv: its
+# dependencies (jinja2, resolvelib, ...) stay out of the tool's.
+PARITY_VENV ?= .venv-parity
+ANSIBLE_VERSION := 8.7.0
+$(PARITY_VENV)/.ansible-$(ANSIBLE_VERSION):
+	$(PYTHON) -m venv $(PARITY_VENV)
+	$(PARITY_VENV)/bin/pip install -q 'ansible==$(ANSIBLE_VERSION)'
+	touch $@
+
+# Upstream's node playbook and this recipe on twin localcloud VMs, compared; report in
+# docs/parity-report.md, non-zero exit on an unexplained difference. Not part of `make test`.
+parity: setup base-image artifacts $(PARITY_VENV)/.ansible-$(ANSIBLE_VERSION)
+	$(PY) -m tests.parity --ansible-playbook $(PARITY_VENV)/bin/ansible-playbook
 
 format: python-deps
 	$(VENV)/bin/ruff check --fix .

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import secrets
 import time
@@ -32,7 +33,7 @@ from provision.options import RecipeContext
 from provision.plan import Plan, Step
 from provision.versions import IMAGE_BUILDER_VERSION, Versions, VersionsError, load_versions
 
-from . import __version__
+from . import __version__, placement
 from . import log as logmod
 from .caph import CAPH_LABEL, caph_images
 from .cloud import Cloud, CloudError
@@ -149,6 +150,8 @@ class Build:
         self.root_used_bytes: int | None = None
         self.image_size_gb: float | None = None
         self.local_mirror: LocalMirror | None = None
+        self.placements: placement.Placements | None = None
+        self.candidate: placement.Candidate | None = None
         # Seconds from the create call until SSH answered, per server role: a snapshot that
         # boots much slower than its base image delays every node CAPH creates from it.
         self.ssh_ready_seconds: dict[str, float] = {}
@@ -157,6 +160,7 @@ class Build:
         # Set before the first create call: until then nothing can exist, and a failure (a bad
         # token in preflight) needs no label search.
         self._attempted_create = False
+        self._in_flight = False
         self.kept_server_hint: str | None = None
         self.log = log.bind(build_id=self.build_id)
 
@@ -281,23 +285,32 @@ class Build:
         except VersionsError as e:
             raise PreflightError(str(e)) from e
 
-        st = self._get("server type", lambda: self.cloud.client.server_types.get_by_name(cfg.server_type))
-        if st is None:
-            raise PreflightError(f"server type '{cfg.server_type}' does not exist")
-        assert isinstance(st, BoundServerType)
-        if cfg.architecture and cfg.architecture != st.architecture:
+        types = []
+        for name in [cfg.server_type, *cfg.fallback_server_types]:
+            st = self._get("server type", functools.partial(self.cloud.client.server_types.get_by_name, name))
+            if st is None:
+                raise PreflightError(f"server type '{name}' does not exist")
+            assert isinstance(st, BoundServerType)
+            types.append(st)
+        primary = types[0]
+        if cfg.architecture and cfg.architecture != primary.architecture:
             raise PreflightError(
-                f"server type {cfg.server_type} is {st.architecture}, the project asks for {cfg.architecture}"
+                f"server type {cfg.server_type} is {primary.architecture}, the project asks for {cfg.architecture}"
             )
-        self.arch = "arm" if st.architecture == "arm" else "x86"
-        loc = self._get("location", lambda: self.cloud.client.locations.get_by_name(cfg.location))
-        if loc is None:
-            raise PreflightError(f"location '{cfg.location}' does not exist")
-        offered = {p["location"] for p in (st.prices or [])}
-        if offered and cfg.location not in offered:
-            raise PreflightError(
-                f"server type {cfg.server_type} is not offered in {cfg.location} (only {sorted(offered)})"
+        self.arch = "arm" if primary.architecture == "arm" else "x86"
+        for name in [cfg.location, *cfg.fallback_locations]:
+            loc = self._get("location", functools.partial(self.cloud.client.locations.get_by_name, name))
+            if loc is None:
+                raise PreflightError(f"location '{name}' does not exist")
+        try:
+            self.placements = placement.plan(
+                types, [cfg.location, *cfg.fallback_locations], str(primary.architecture), now=dt.datetime.now(dt.UTC)
             )
+        except placement.NoPlacementError as e:
+            raise PreflightError(str(e)) from e
+        for warning in self.placements.warnings:
+            self.log.warning("preflight.deprecation", note=warning)
+        self.candidate = self.placements.candidates[0]
         image = self._find_base_image(cfg.base_image)
         self.base_image = image
 
@@ -397,6 +410,21 @@ class Build:
     def _selector(self, role: str) -> str:
         return f"{self.selector},role={role}"
 
+    @contextlib.contextmanager
+    def _creating(self) -> Iterator[None]:
+        """Around a create call. An exception that leaves it (an interrupt, mostly) may leave the
+        request in flight: the API can still carry it out after we stopped listening, so
+        cleanup waits ``timeouts.settle`` before its label search (``_in_flight``)."""
+        self._attempted_create = True
+        self._in_flight = True
+        try:
+            yield
+        except CloudError:
+            # A definitive answer (or retries exhausted after answers): nothing is still on its way.
+            self._in_flight = False
+            raise
+        self._in_flight = False
+
     def _upload_key(self, role: str, key: KeyPair, name: str) -> int:
         keys = self.cloud.client.ssh_keys
 
@@ -404,12 +432,14 @@ class Build:
             found = keys.get_all(label_selector=self._selector(role))
             return found[0] if found else None
 
-        self._attempted_create = True
-        created = self.cloud.call(
-            f"create SSH key{'' if role == 'build' else ' (' + role + ')'}",
-            lambda: keys.create(name=name, public_key=key.public_openssh, labels={**self.base_labels(), "role": role}),
-            recover=recover,
-        )
+        with self._creating():
+            created = self.cloud.call(
+                f"create SSH key{'' if role == 'build' else ' (' + role + ')'}",
+                lambda: keys.create(
+                    name=name, public_key=key.public_openssh, labels={**self.base_labels(), "role": role}
+                ),
+                recover=recover,
+            )
         assert created.id is not None
         self.log.info("ssh_key.created", ssh_key_id=created.id, role=role)
         return created.id
@@ -423,11 +453,12 @@ class Build:
         what = "create server" if role == "build" else f"create server ({role})"
 
         def create() -> BoundServer:
+            assert self.candidate is not None  # set by preflight
             r = servers.create(
                 name=name,
-                server_type=ServerType(name=self.config.server_type),
+                server_type=ServerType(name=self.candidate.server_type),
                 image=Image(id=image_id),
-                location=Location(name=self.config.location),
+                location=Location(name=self.candidate.location),
                 ssh_keys=[SSHKey(id=key_id)],
                 user_data=host_key_user_data(host),
                 labels={**self.base_labels(), "role": role},
@@ -441,8 +472,8 @@ class Build:
             return found[0] if found else None
 
         self._created_at[role] = time.monotonic()
-        self._attempted_create = True
-        server = self.cloud.call(what, create, recover=recover)
+        with self._creating():
+            server = self._create_with_fallback(what, create, recover)
         assert server.id is not None
         server_id: int = server.id
         track(server_id)
@@ -465,6 +496,30 @@ class Build:
         assert s.public_net is not None and s.public_net.ipv4 is not None
         self.log.info("server.running", server_id=s.id, role=role, ip=s.public_net.ipv4.ip)
         return str(s.public_net.ipv4.ip)
+
+    def _create_with_fallback(
+        self, what: str, create: Callable[[], BoundServer], recover: Callable[[], BoundServer | None]
+    ) -> BoundServer:
+        """Create; when the location has no capacity for the type, the next candidate of the
+        project's server types x locations (a refused create made nothing). Recorded in the
+        manifest's ``placement``."""
+        while True:
+            try:
+                return self.cloud.call(what, create, recover=recover)
+            except CloudError as e:
+                cause = e.__cause__
+                if not (isinstance(cause, APIException) and cause.code in placement.CAPACITY_CODES):
+                    raise
+                refused = self.candidate
+                assert self.placements is not None and refused is not None
+                following = self.placements.refused(refused, str(cause.code), str(cause.message))
+                if following is None:
+                    tried = "; ".join(
+                        f"{t['server_type']} in {t['location']}: {t['error']}" for t in self.placements.tried
+                    )
+                    raise CloudError(what, f"no capacity in any of the project's placements ({tried})") from e
+                self.log.warning("server.no_capacity", refused=str(refused), next=str(following), error=cause.code)
+                self.candidate = following
 
     def _connect(self, ip: str, login: KeyPair, host: KeyPair, role: str, server_id: int | None) -> Session:
         """SSH with the pinned host key, bounded retries and backoff; then cloud-init --wait."""
@@ -582,8 +637,8 @@ class Build:
             found = ours()
             return found[0] if found else None
 
-        self._attempted_create = True
-        image = self.cloud.call("create image", create, recover=recover)
+        with self._creating():
+            image = self.cloud.call("create image", create, recover=recover)
         assert image.id is not None
         image_id: int = image.id
         self.tracked.image_id = image_id  # before waiting: a failure must be able to delete it
@@ -670,6 +725,11 @@ class Build:
         self._failed = failed
         client = self.cloud.client
         problems: list[str] = []
+        if self._in_flight:
+            # Interrupted while a create was on its way: give the API time to finish it, so the
+            # label search below sees what it made (a real API executes what it received).
+            self.log.info("cleanup.settle", seconds=self.config.timeouts.settle, reason="a create was in flight")
+            time.sleep(self.config.timeouts.settle)
 
         server_ids = self._ids(
             (self.tracked.server_id, self.tracked.boot_server_id),
@@ -859,8 +919,11 @@ class Build:
             "versions": self.versions.model_dump() if self.versions else None,
             "os": cfg.os,
             "architecture": self.arch,
-            "server_type": cfg.server_type,
-            "location": cfg.location,
+            "server_type": self.candidate.server_type if self.candidate else cfg.server_type,
+            "location": self.candidate.location if self.candidate else cfg.location,
+            "placement": (
+                {"tried": self.placements.tried, "warnings": self.placements.warnings} if self.placements else None
+            ),
             "base_image": cfg.base_image,
             "phases": self.phases,
             "ssh_ready_seconds": self.ssh_ready_seconds,

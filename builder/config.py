@@ -63,6 +63,9 @@ class Timeouts(Strict):
     shutdown: float = Field(180, gt=0, description="ACPI shutdown until off, before poweroff")
     snapshot: float = Field(3600, gt=0, description="create_image until available")
     step: float = Field(3600, gt=0, description="one provision step")
+    settle: float = Field(
+        5, ge=0, le=120, description="after an interrupt during a create, wait this long before cleanup looks for it"
+    )
 
 
 class Retry(Strict):
@@ -130,6 +133,15 @@ class ProjectConfig(Strict):
     token_env: str = "HCLOUD_TOKEN"
     location: str
     server_type: str
+    fallback_locations: list[str] = Field(
+        default_factory=list,
+        description="locations to try in order when `location` has no capacity for the server type "
+        "(resource_unavailable / placement_error); snapshots are project-wide, so a build may run anywhere",
+    )
+    fallback_server_types: list[str] = Field(
+        default_factory=list,
+        description="server types to try after `server_type` on the same errors (other architectures are skipped)",
+    )
     architecture: Literal["x86", "arm"] | None = None
     os: str = Field(description="OS profile: " + ", ".join(PROFILES))
     image: str | None = Field(

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import contextvars
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -20,12 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+
 from .catalog import DATACENTERS_BY_NAME, LOCATIONS_BY_NAME, SERVER_TYPES, SERVER_TYPES_BY_NAME
 from .errors import APIError, invalid_input, not_found
 from .labels import validate_labels
 from .machines.base import MachineDriver
 from .models import Action, Image, Server, SSHKey, rfc3339, utcnow
 from .netalloc import LoopbackAllocator
+from .placement import Placement
 
 log = logging.getLogger("localcloud")
 
@@ -71,7 +76,10 @@ def ssh_fingerprint(public_key: str) -> str:
         raise invalid_input("public_key", "invalid public key")
     try:
         blob = base64.b64decode(m.group(4), validate=True)
-    except binascii.Error as e:
+        if not m.group(1).startswith("sk-"):
+            # The whole key, not just its shape: "ssh-ed25519 AAAA" is no key (Hetzner refuses it).
+            serialization.load_ssh_public_key(f"{m.group(1)} {m.group(4)}".encode())
+    except (binascii.Error, ValueError, UnsupportedAlgorithm) as e:
         raise invalid_input("public_key", "invalid public key") from e
     digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
     return ":".join(digest[i : i + 2] for i in range(0, 32, 2))
@@ -94,6 +102,8 @@ class Backend:
         self.servers: dict[int, Server] = {}
         self.images: dict[int, Image] = {}
         self.actions: dict[int, Action] = {}
+        # (server type, location) -> availability, deprecation, capacity (admin API)
+        self.placement: dict[tuple[str, str], Placement] = {}
         self._ids = {"ssh_key": 5_000_000, "server": 60_000_000, "image": 300_000_000, "action": 900_000_000}
         self._tasks: set[asyncio.Task[None]] = set()
         self._system_image_ids: set[int] = set()
@@ -353,6 +363,8 @@ class Backend:
             loc = LOCATIONS_BY_NAME[st.location_names[0]]
         if loc.name not in st.location_names:
             raise APIError("unsupported_error", f"server type {st.name} is not available in {loc.name}")
+        if (placement := self.placement.get((st.name, loc.name))) is not None:
+            placement.check_create(dt.datetime.now(dt.UTC))
         image = self._resolve_image(body.get("image"), st.architecture)
         keys = self._resolve_ssh_keys(body.get("ssh_keys"))
         user_data = body.get("user_data")
@@ -611,6 +623,7 @@ class Backend:
                 del self.images[i.id]
         self.ssh_keys.clear()
         self.actions.clear()
+        self.placement.clear()
         self._save()
 
     async def close(self) -> None:

@@ -7,8 +7,12 @@ Prices are plausible, not authoritative.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .placement import Placement
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,10 @@ class ServerType:
     storage_type: str = "local"
     included_traffic: int = 20 * 1024**4
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, placement: Mapping[tuple[str, str], Placement] | None = None) -> dict[str, Any]:
+        """``placement``: per-location availability and deprecation set through the admin API."""
+        placement = placement or {}
+
         def money(net: str) -> dict[str, str]:
             return {"net": net, "gross": f"{float(net) * 1.19:.4f}"}
 
@@ -82,9 +89,11 @@ class ServerType:
                 {
                     "id": LOCATIONS_BY_NAME[loc].id,
                     "name": loc,
-                    "deprecation": None,
-                    "recommended": True,
-                    "available": True,
+                    "deprecation": (
+                        p.deprecation.to_json() if (p := placement.get((self.name, loc))) and p.deprecation else None
+                    ),
+                    "recommended": (p := placement.get((self.name, loc))) is None or p.available,
+                    "available": p is None or p.available,
                 }
                 for loc in self.location_names
             ],

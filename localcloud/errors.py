@@ -19,6 +19,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "deprecated_api_endpoint": 410,
     "resource_unavailable": 412,
     "invalid_input": 422,
+    "placement_error": 422,
     "service_error": 422,
     "unsupported_error": 422,
     "locked": 423,

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import STATUS_BY_CODE
 
-FaultKind = Literal["error", "drop", "drop_after", "action_error", "delay"]
+FaultKind = Literal["error", "drop", "drop_after", "action_error", "delay", "delay_answer"]
 
 
 class FaultSpec(BaseModel):
@@ -40,7 +40,9 @@ class FaultSpec(BaseModel):
     code: str = "server_error"
     message: str | None = None
     bare: bool = False  # error without a JSON body (e.g. a proxy's plain 429/503)
-    seconds: float = Field(default=1.0, ge=0, le=600)  # for kind "delay"
+    # kind "delay": the request is carried out after ``seconds`` (even if the client has gone);
+    # kind "delay_answer": carried out at once, answered after ``seconds``.
+    seconds: float = Field(default=1.0, ge=0, le=600)
     effect: bool = False  # for kind "action_error": the work is done anyway, only the action errs
 
     @field_validator("path")

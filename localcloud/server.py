@@ -174,6 +174,16 @@ class AdminClient:
         r.raise_for_status()
         return r.text
 
+    def set_placement(self, server_type: str, location: str, **fields: Any) -> None:
+        """e.g. ``refuse="resource_unavailable"``, ``available=False``,
+        ``deprecation={"announced": ..., "unavailable_after": ...}``."""
+        self.http.put(
+            "/placement", json={"server_type": server_type, "location": location, **fields}
+        ).raise_for_status()
+
+    def clear_placement(self) -> None:
+        self.http.delete("/placement").raise_for_status()
+
     def mirror(self) -> dict[str, Any]:
         return self.http.get("/mirror").json()  # type: ignore[no-any-return]
 

@@ -87,7 +87,8 @@ PROFILES: dict[str, Profile] = {
             "debian-12", "debian", "bookworm", "12", "debian-12",
             "/etc/apt/sources.list.d/debian.sources", True,
             ("open-vm-tools",),  # Debian has no linux-*-tools-virtual metapackages
-            ("cloud-init", "cloud-guest-utils"),
+            # Debian has cloud-initramfs-dyn-netconf; copymods and the linux-*-tools are Ubuntu's.
+            ("cloud-init", "cloud-guest-utils", "cloud-initramfs-dyn-netconf"),
             "/etc/sysctl.conf",
             ("/etc/network/interfaces.d/50-cloud-init", "/etc/network/interfaces.d/50-cloud-init.cfg"),
         ),

@@ -93,7 +93,12 @@ CASES = [
         "good-token",
         "server type cpx22 is x86, the project asks for arm",
     ),
-    ("not-offered", STUB_PROJECT.replace("cpx22", "cx23").replace("fsn1", "ash"), "good-token", "not offered in ash"),
+    (
+        "not-offered",
+        STUB_PROJECT.replace("cpx22", "cx23").replace("fsn1", "ash"),
+        "good-token",
+        "cx23 in ash: not offered there",
+    ),
     ("versions", STUB_PROJECT.replace(str(VERSIONS), "/nonexistent/k8s.json"), "good-token", "does not exist"),
     ("wrong-token", STUB_PROJECT, "bad-token", "rejected the token in $HCLOUD_TOKEN"),
 ]

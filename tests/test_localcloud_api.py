@@ -388,3 +388,31 @@ def test_state_dump_and_reset(cloud: LocalCloud, client: Client) -> None:
     state = cloud.admin().state()
     assert state["servers"] == [] and state["ssh_keys"] == [] and state["actions"] == []
     assert any(i["type"] == "system" for i in state["images"])
+
+
+def test_malformed_input_is_a_client_error_never_a_500(cloud: LocalCloud, client: Client) -> None:
+    """Adversarial bodies, ids and parameters: Hetzner's client-error codes, nothing echoed."""
+    http = raw(cloud)
+    nested = b"[" * 100_000 + b"]" * 100_000
+    r = http.post("ssh_keys", content=nested, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "json_error"
+    r = http.get("servers/" + "9" * 5000)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = http.get("servers/" + "9" * 19)  # int64-sized: a normal look-up
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    for params in ({"page": 0}, {"per_page": 0}, {"page": 2**64}, {"page": "9" * 5000}, {"per_page": -1}):
+        r = http.get("ssh_keys", params=params)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input", params
+    r = http.get("ssh_keys", params={"name": "x" * 20_000})
+    assert r.status_code in (414, 422) and "link" not in r.headers
+    for bad in ("ssh-ed25519 AAAA", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5", "ssh-rsa AAAAB3NzaC1yc2E="):
+        r = http.post("ssh_keys", json={"name": "bad", "public_key": bad})
+        assert r.status_code == 422 and r.json()["error"]["details"]["fields"][0]["name"] == "public_key", bad
+    assert client.ssh_keys.get_all() == []
+
+
+def test_unusable_host_key_in_user_data_gives_another_host_key(cloud: LocalCloud, client: Client) -> None:
+    """As cloud-init with a key it cannot use: the server runs, the pinned key does not match."""
+    user_data = "#cloud-config\nssh_keys:\n  ed25519_private: |\n    -----BEGIN OPENSSH PRIVATE KEY-----\n    garbage\n"
+    r = make_server(client, "badhost", user_data=user_data)
+    assert client.servers.get_by_id(r.server.id).status == "running"

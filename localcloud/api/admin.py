@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from ..artifacts import mirror_info
 from ..faults import FaultSpec
+from ..placement import Placement
 
 if TYPE_CHECKING:
     from .app import AppState
@@ -112,17 +113,34 @@ async def admin_mirror_file(request: Request) -> Response:
     return FileResponse(path)
 
 
+async def admin_set_placement(request: Request) -> Response:
+    """One server type in one location: available, deprecated, or refusing creates."""
+    try:
+        p = Placement.model_validate_json(await request.body())
+    except (ValidationError, ValueError) as e:
+        return JSONResponse({"error": {"code": "invalid_input", "message": str(e), "details": None}}, status_code=422)
+    _state(request).backend.placement[(p.server_type, p.location)] = p
+    return JSONResponse({"placement": p.model_dump(mode="json")})
+
+
+async def admin_clear_placement(request: Request) -> Response:
+    _state(request).backend.placement.clear()
+    return Response(status_code=204)
+
+
 ADMIN_ROUTES = [
+    Route("/placement", admin_set_placement, methods=["PUT"]),
+    Route("/placement", admin_clear_placement, methods=["DELETE"]),
     Route("/faults", admin_list_faults, methods=["GET"]),
     Route("/faults", admin_add_fault, methods=["POST"]),
     Route("/faults", admin_clear_faults, methods=["DELETE"]),
-    Route("/faults/{id:int}", admin_delete_fault, methods=["DELETE"]),
+    Route("/faults/{id:hid}", admin_delete_fault, methods=["DELETE"]),
     Route("/requests", admin_requests, methods=["GET"]),
     Route("/requests", admin_clear_requests, methods=["DELETE"]),
     Route("/state", admin_state, methods=["GET"]),
     Route("/reset", admin_reset, methods=["POST"]),
-    Route("/servers/{id:int}/ssh-log", admin_ssh_log, methods=["GET"]),
-    Route("/servers/{id:int}/console", admin_console, methods=["GET"]),
+    Route("/servers/{id:hid}/ssh-log", admin_ssh_log, methods=["GET"]),
+    Route("/servers/{id:hid}/console", admin_console, methods=["GET"]),
     Route("/mirror", admin_mirror, methods=["GET"]),
     Route("/mirror/files/{path:path}", admin_mirror_file, methods=["GET"]),
 ]

@@ -200,8 +200,25 @@ class Gate:
                 await _error_response(APIError("server_error", "connection dropped"))(scope, receive, send_wrapper)
                 return
             if kind == "delay":
+                # Read the request first, then wait: the request is carried out after the delay
+                # even when the client has gone meanwhile — as a real API executes what it
+                # received (an interrupted client must look again for what it created).
+                body = await _read_body(receive)
                 await asyncio.sleep(rule.spec.seconds)
-                await self.app(scope, receive, send_wrapper)
+                await self.app(scope, _replay(body), _ignore_gone(send_wrapper))
+                return
+            if kind == "delay_answer":
+                # The work is done at once; only the answer is late.
+                body = await _read_body(receive)
+                response: list[Message] = []
+
+                async def hold(held: Message) -> None:
+                    response.append(held)
+
+                await self.app(scope, _replay(body), hold)
+                await asyncio.sleep(rule.spec.seconds)
+                for held in response:
+                    await _ignore_gone(send_wrapper)(held)
                 return
             if kind == "action_error":
                 token_ctx = ACTION_FAULT.set(
@@ -217,6 +234,42 @@ class Gate:
                     ACTION_FAULT.reset(token_ctx)
                 return
         await self.app(scope, receive, send_wrapper)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # like a client that keeps the connection, saying nothing more
+        raise AssertionError("unreachable")
+
+    return receive
+
+
+def _ignore_gone(send: Send) -> Send:
+    """An answer to a client that has left goes nowhere; the work it asked for stands."""
+
+    async def wrapped(message: Message) -> None:
+        with contextlib.suppress(OSError, RuntimeError):
+            await send(message)
+
+    return wrapped
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -15,14 +15,25 @@ from ..labels import parse_selector, selector_matches
 T = TypeVar("T")
 
 
+INT64_MAX = 2**63 - 1
+# A query longer than this is refused rather than echoed into the Link header (clients reading
+# headers fail on lines of ~64 KiB).
+MAX_QUERY = 8192
+
+
 def int_param(request: Request, name: str, default: int | None = None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
+    if len(raw) > 20:
+        raise invalid_input(name, "must be an integer of at most 64 bits")
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as e:
         raise invalid_input(name, "must be an integer") from e
+    if not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise invalid_input(name, "must be an integer of at most 64 bits")
+    return value
 
 
 def enum_params(request: Request, name: str, allowed: Sequence[str]) -> list[str]:
@@ -56,8 +67,11 @@ def sort_items(request: Request, items: list[T], keys: dict[str, Callable[[T], A
 
 def paginate(request: Request, items: list[Any]) -> tuple[list[Any], dict[str, Any], dict[str, str]]:
     """One page of ``items``, the ``meta`` object (exactly six keys) and a ``Link`` header."""
-    page = int_param(request, "page", 1) or 1
-    per_page = int_param(request, "per_page", 25) or 25
+    if len(request.url.query) > MAX_QUERY:
+        raise invalid_input("query", f"is longer than {MAX_QUERY} bytes")
+    page = int_param(request, "page", 1)
+    per_page = int_param(request, "per_page", 25)
+    assert page is not None and per_page is not None
     if page < 1:
         raise invalid_input("page", "must be at least 1")
     if per_page < 1:

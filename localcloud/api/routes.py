@@ -39,8 +39,9 @@ async def json_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except ValueError as e:
-        raise APIError("json_error", f"request body is not valid JSON: {e}") from e
+    except (ValueError, RecursionError) as e:
+        # RecursionError: nesting deeper than the parser's stack; a client error all the same.
+        raise APIError("json_error", f"request body is not valid JSON: {type(e).__name__}") from e
     if not isinstance(body, dict):
         raise APIError("json_error", "request body must be a JSON object")
     return body
@@ -245,7 +246,22 @@ def _catalog(key: str, items: tuple[Any, ...], singular: str) -> tuple[Callable[
     return list_, get
 
 
-_st_list, _st_get = _catalog("server_types", SERVER_TYPES, "server_type")
+async def _st_list(request: Request) -> Response:
+    placement = backend_of(request).placement
+    items = list(SERVER_TYPES)
+    if name := request.query_params.get("name"):
+        items = [i for i in items if i.name == name]
+    return listing(request, "server_types", items, lambda st: st.to_json(placement))
+
+
+async def _st_get(request: Request) -> Response:
+    ident = path_id(request)
+    for st in SERVER_TYPES:
+        if st.id == ident:
+            return ok({"server_type": st.to_json(backend_of(request).placement)})
+    raise APIError("not_found", f"server_type with ID '{ident}' not found")
+
+
 _loc_list, _loc_get = _catalog("locations", LOCATIONS, "location")
 _dc_list, _dc_get = _catalog("datacenters", DATACENTERS, "datacenter")
 
@@ -260,25 +276,25 @@ async def list_datacenters(request: Request) -> Response:
 ROUTES = [
     Route("/ssh_keys", list_ssh_keys, methods=["GET"]),
     Route("/ssh_keys", create_ssh_key, methods=["POST"]),
-    Route("/ssh_keys/{id:int}", get_ssh_key, methods=["GET"]),
-    Route("/ssh_keys/{id:int}", update_ssh_key, methods=["PUT"]),
-    Route("/ssh_keys/{id:int}", delete_ssh_key, methods=["DELETE"]),
+    Route("/ssh_keys/{id:hid}", get_ssh_key, methods=["GET"]),
+    Route("/ssh_keys/{id:hid}", update_ssh_key, methods=["PUT"]),
+    Route("/ssh_keys/{id:hid}", delete_ssh_key, methods=["DELETE"]),
     Route("/servers", list_servers, methods=["GET"]),
     Route("/servers", create_server, methods=["POST"]),
-    Route("/servers/{id:int}", get_server, methods=["GET"]),
-    Route("/servers/{id:int}", update_server, methods=["PUT"]),
-    Route("/servers/{id:int}", delete_server, methods=["DELETE"]),
-    Route("/servers/{id:int}/actions/{action}", server_action, methods=["POST"]),
+    Route("/servers/{id:hid}", get_server, methods=["GET"]),
+    Route("/servers/{id:hid}", update_server, methods=["PUT"]),
+    Route("/servers/{id:hid}", delete_server, methods=["DELETE"]),
+    Route("/servers/{id:hid}/actions/{action}", server_action, methods=["POST"]),
     Route("/images", list_images, methods=["GET"]),
-    Route("/images/{id:int}", get_image, methods=["GET"]),
-    Route("/images/{id:int}", update_image, methods=["PUT"]),
-    Route("/images/{id:int}", delete_image, methods=["DELETE"]),
+    Route("/images/{id:hid}", get_image, methods=["GET"]),
+    Route("/images/{id:hid}", update_image, methods=["PUT"]),
+    Route("/images/{id:hid}", delete_image, methods=["DELETE"]),
     Route("/actions", list_actions, methods=["GET"]),
-    Route("/actions/{id:int}", get_action, methods=["GET"]),
+    Route("/actions/{id:hid}", get_action, methods=["GET"]),
     Route("/server_types", _st_list, methods=["GET"]),
-    Route("/server_types/{id:int}", _st_get, methods=["GET"]),
+    Route("/server_types/{id:hid}", _st_get, methods=["GET"]),
     Route("/locations", _loc_list, methods=["GET"]),
-    Route("/locations/{id:int}", _loc_get, methods=["GET"]),
+    Route("/locations/{id:hid}", _loc_get, methods=["GET"]),
     Route("/datacenters", list_datacenters, methods=["GET"]),
-    Route("/datacenters/{id:int}", _dc_get, methods=["GET"]),
+    Route("/datacenters/{id:hid}", _dc_get, methods=["GET"]),
 ]

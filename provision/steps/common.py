@@ -45,8 +45,10 @@ def fetch(url: str, dest: str, checksum: str) -> Run:
 
 
 def apt_install(packages: list[str] | tuple[str, ...], *extra: str) -> Run:
+    """Install with the recommended packages, as image-builder's Ansible apt tasks do (apt's
+    default): lvm2 brings thin-provisioning-tools (LVM-thin CSI volumes), and so on."""
     args = " ".join([*extra, *packages])
-    return Run(f"{APT_GET} install --no-install-recommends {args}", env=APT_ENV)
+    return Run(f"{APT_GET} install {args}", env=APT_ENV)
 
 
 def pinned_or_published(pins: dict[str, str], filename: str, checksum_url: str) -> str:

@@ -47,6 +47,8 @@ if [ -n "${BASH_VERSION:-}" ] && [[ $- == *i* ]]; then
     if [ -r "$f" ]; then export KUBECONFIG="$f"; break; fi
   done
   alias k=kubectl
+  # bash-completion loads kubectl's completion lazily; load it now so the alias completes too.
+  __load_completion kubectl >/dev/null 2>&1 || true
   complete -o default -F __start_kubectl k 2>/dev/null || true
 fi
 """

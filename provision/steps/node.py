@@ -28,14 +28,22 @@ ETCD_UDEV = (
     'ACTION=="add", SUBSYSTEM=="net", SUBSYSTEMS=="pci|xen|vmbus" RUN+="/usr/local/bin/etcd-network-tuning.sh $name"\n'
 )
 ETCD_SCRIPT = """#!/bin/bash
-# Prioritise etcd peer (2380) and client (2379) traffic on this interface.
-set -euo pipefail
+# Run by udev for each new network interface: etcd's peer (2380) traffic gets the first band
+# and client (2379) traffic the second. Every outcome goes to the journal (tag etcd-tuning).
+set -o errexit -o nounset -o pipefail
+log() { echo "$2" | systemd-cat -p "$1" -t etcd-tuning; }
+if [ "$#" -ne 1 ]; then
+  log emerg "usage: $0 <interface>"
+  exit 1
+fi
 DEV=$1
-tc qdisc add dev "$DEV" root handle 1: prio bands 3 || exit 0
-tc filter add dev "$DEV" parent 1: protocol ip prio 1 u32 match ip sport 2380 0xffff flowid 1:1
-tc filter add dev "$DEV" parent 1: protocol ip prio 1 u32 match ip dport 2380 0xffff flowid 1:1
-tc filter add dev "$DEV" parent 1: protocol ip prio 2 u32 match ip sport 2379 0xffff flowid 1:1
-tc filter add dev "$DEV" parent 1: protocol ip prio 2 u32 match ip dport 2379 0xffff flowid 1:1
+trap 'log emerg "etcd network tuning failed for interface ${DEV}"' ERR
+log info "etcd network tuning for interface ${DEV}"
+tc qdisc add dev "${DEV}" root handle 1: prio bands 3
+tc filter add dev "${DEV}" parent 1: protocol ip prio 1 u32 match ip sport 2380 0xffff flowid 1:1
+tc filter add dev "${DEV}" parent 1: protocol ip prio 1 u32 match ip dport 2380 0xffff flowid 1:1
+tc filter add dev "${DEV}" parent 1: protocol ip prio 2 u32 match ip sport 2379 0xffff flowid 1:1
+tc filter add dev "${DEV}" parent 1: protocol ip prio 2 u32 match ip dport 2379 0xffff flowid 1:1
 """
 
 

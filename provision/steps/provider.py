@@ -8,8 +8,11 @@ from ..plan import Put, Run, Step
 from .common import apt_install
 
 BOOT_ORDER = "[Unit]\nAfter=containerd.service\nWants=containerd.service\n"
+# cloud-init's logging as image-builder's 05_logging.cfg sets it: log_cfgs are tried in order,
+# so syslog (journal) first and the file when /dev/log is missing; the output pipe stamps every
+# line of cloud-init-output.log with the time (python3, which cloud-init itself needs).
 LOGGING_CFG = """\
-## cloud-init logging (image-builder's 05_logging.cfg): file plus syslog, output teed
+## cloud-init logging (image-builder's 05_logging.cfg): syslog, else file; timestamped output
 _log:
  - &log_base |
    [loggers]
@@ -20,6 +23,7 @@ _log:
    keys=simpleFormatter,arg0Formatter
    [logger_root]
    level=DEBUG
+   formatter=arg0Formatter
    handlers=consoleHandler,cloudLogHandler
    [logger_cloudinit]
    level=DEBUG
@@ -34,16 +38,23 @@ _log:
    [formatter_arg0Formatter]
    format=%(asctime)s - %(filename)s[%(levelname)s]: %(message)s
    [formatter_simpleFormatter]
-   format=[CLOUDINIT] %(filename)s[%(levelname)s]: %(message)s
+   format=[CLOUDINIT]%(asctime)s - %(filename)s[%(levelname)s]: %(message)s
  - &log_file |
    [handler_cloudLogHandler]
    class=FileHandler
    level=DEBUG
    formatter=arg0Formatter
-   args=('/var/log/cloud-init.log', 'a', 'UTF-8')
+   args=('/var/log/cloud-init.log',)
+ - &log_syslog |
+   [handler_cloudLogHandler]
+   class=handlers.SysLogHandler
+   level=DEBUG
+   formatter=simpleFormatter
+   args=("/dev/log", handlers.SysLogHandler.LOG_USER)
 log_cfgs:
+ - [ *log_base, *log_syslog ]
  - [ *log_base, *log_file ]
-output: {all: '| tee -a /var/log/cloud-init-output.log'}
+output: {all: '| python3 -c ''exec("import sys,time\\nfor line in sys.stdin:\\n  sys.stdout.write(\\" \\".join((time.strftime(\\"[%Y-%m-%d %H:%M:%S]\\", time.localtime()), line)))")'' | tee -a /var/log/cloud-init-output.log'}
 """
 FEATURES = "/usr/lib/python3/dist-packages/cloudinit/features.py"
 FEATURE_OVERRIDES = "/usr/lib/python3/dist-packages/cloudinit/feature_overrides.py"

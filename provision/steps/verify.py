@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
-from ..options import RecipeContext
+from ..options import LOCALCLOUD, RecipeContext
 from ..plan import Check, Step
+from ..profiles import COMMON_DEBS
 from .node import SYSCTLS
 
 # goss checks these kernel params (not bbr, not inotify); rp_filter comes from "common".
@@ -38,38 +39,51 @@ def _installed(pkg: str) -> Check:
     )
 
 
+def _service(name: str, enabled: bool, running: bool) -> list[Check]:
+    """goss's ``service: {enabled, running}`` as two checks (each failure names which)."""
+    if enabled:
+        en = Check(f"service {name} enabled", f"systemctl is-enabled {name}", "regex", r"^(enabled|alias)$")
+    else:
+        # goss: not enabled; a unit that does not exist is not enabled either.
+        en = Check(
+            f"service {name} not enabled",
+            f"systemctl is-enabled {name} 2>/dev/null || true",
+            "regex",
+            r"^(|disabled|masked|not-found|static)$",
+        )
+    if running:
+        run = Check(f"service {name} running", f"systemctl is-active {name}", "equals", "active")
+    else:
+        run = Check(
+            f"service {name} not running",
+            f"systemctl is-active {name} 2>/dev/null || true",
+            "regex",
+            r"^(|inactive|failed|activating|unknown)$",
+        )
+    return [en, run]
+
+
+def goss_packages(ctx: RecipeContext) -> list[str]:
+    """The packages goss checks for this OS on hcloud: ``common_debs`` plus the hcloud
+    provider list (goss-vars.yaml ``ubuntu.hcloud.package``; not the virt debs, which the setup
+    role installs but goss checks only for other providers)."""
+    p = ctx.profile
+    return [*COMMON_DEBS, *(d for d in p.provider_debs if d != "cloud-init")]
+
+
 def checks(ctx: RecipeContext) -> list[Check]:
+    """goss's hcloud spec for this OS (goss-kernel-params/-service/-package/-command.yaml with
+    goss-vars.yaml), then what this tool adds: the cloud-init flag, mirrors, image hygiene."""
     v, p = ctx.versions, ctx.profile
     out: list[Check] = [Check(f"kernel-param {k}", f"sysctl -n {k}", "equals", SYSCTLS[k]) for k in CHECKED_SYSCTLS]
-    for svc in ("containerd", "auditd", p.chrony_service):
-        out += [
-            Check(f"service {svc} enabled", f"systemctl is-enabled {svc}", "regex", r"^(enabled|alias)$"),
-            Check(f"service {svc} running", f"systemctl is-active {svc}", "equals", "active"),
-        ]
-    out += [
-        Check("service kubelet enabled", "systemctl is-enabled kubelet", "equals", "enabled"),
-        Check(
-            "service kubelet not running",
-            "systemctl is-active kubelet || true",
-            "regex",
-            r"^(inactive|failed|activating)$",
-        ),
-        Check(
-            "service dockerd absent",
-            "systemctl is-enabled docker 2>/dev/null || true",
-            "regex",
-            r"^(|disabled|masked|not-found)$",
-        ),
-    ]
+    out += _service("containerd", True, True)
+    out += _service("dockerd", False, False)
+    out += _service("kubelet", True, False)
+    out += _service("conntrackd", False, False)
+    out += _service("auditd", True, True)
+    out += _service(p.chrony_service, True, True)  # goss says chronyd: an alias of chrony on Debian/Ubuntu
     for timer in ("apt-daily.timer", "apt-daily-upgrade.timer"):
-        out.append(
-            Check(
-                f"service {timer} not enabled",
-                f"systemctl is-enabled {timer} || true",
-                "regex",
-                r"^(disabled|masked|)$",
-            )
-        )
+        out += _service(timer, False, False)
     out.append(
         Check(
             "package ntp not installed",
@@ -78,7 +92,7 @@ def checks(ctx: RecipeContext) -> list[Check]:
             r"^(|.*not-installed.*|deinstall.*)$",
         )
     )
-    for pkg in p.debs(ctx.arch):
+    for pkg in goss_packages(ctx):
         out.append(_installed(pkg))
     if v.kubernetes_source_type == "pkg":
         deb = re.escape(v.kubernetes_deb_version)
@@ -91,11 +105,32 @@ def checks(ctx: RecipeContext) -> list[Check]:
                     rf"^{deb}(-\d+(\.\d+)*)*$",
                 )
             )
-        out.append(_installed("kubernetes-cni"))
     else:
         sem = re.escape(v.kubernetes_semver)
         for b in ("kubectl version --client", "kubeadm version -o short", "kubelet --version"):
             out.append(Check(f"command {b.split()[0]} version", b, "regex", sem))
+    if v.kubernetes_cni_source_type == "pkg":
+        cni = v.kubernetes_cni_deb_version
+        out.append(
+            Check(
+                f"package kubernetes-cni {cni}",
+                "dpkg-query -W -f='${Version}' kubernetes-cni",
+                "regex",
+                rf"^{re.escape(cni)}(-\d+(\.\d+)*)*$",
+            )
+            if cni
+            else _installed("kubernetes-cni")
+        )
+    elif ctx.options.artifacts.mirror != LOCALCLOUD:
+        # localcloud's mirror serves Debian's build of the plugins, which reports "version unknown".
+        out.append(
+            Check(
+                "command host-device version",
+                "/opt/cni/bin/host-device 2>&1 | head -1",
+                "regex",
+                re.escape(v.kubernetes_cni_semver.lstrip("v")),
+            )
+        )
     out += [
         Check(
             "command containerd version", "containerd --version", "regex", re.escape(v.containerd_version.lstrip("v"))
