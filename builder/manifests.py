@@ -84,8 +84,11 @@ def image_from_build_manifest(path: Path) -> ImageRef:
 
 
 def dns_name(text: str) -> str:
-    """A DNS-1123 subdomain fragment (what Kubernetes accepts as metadata.name)."""
-    return _DNS_BAD.sub("-", text.lower()).strip("-.")
+    """A DNS-1123 subdomain fragment (what Kubernetes accepts as metadata.name): lower case,
+    each dot-separated label starting and ending with a letter or digit (``k8s_.v1`` ->
+    ``k8s.v1``, never ``k8s-.v1``), at most 63 characters per label."""
+    labels = (label.strip("-")[:63].strip("-") for label in _DNS_BAD.sub("-", text.lower()).split("."))
+    return ".".join(label for label in labels if label)
 
 
 def new_template_name(old_name: str, old_image: str | None, image: str) -> str:
@@ -96,7 +99,7 @@ def new_template_name(old_name: str, old_image: str | None, image: str) -> str:
         suffix = "-" + dns_name(old_image)
         if base.endswith(suffix) and len(base) > len(suffix):
             base = base[: -len(suffix)]
-    return f"{base}-{dns_name(image)}"[:253].rstrip("-.")
+    return dns_name(f"{base}-{dns_name(image)}")[:253].rstrip("-.")
 
 
 # ---------------------------------------------------------------------------- sources
@@ -331,7 +334,7 @@ def fresh_templates(image: ImageRef, roles: tuple[Role, ...], cluster_name: str,
         raise ManifestError("no server type: pass --server-type (the build manifest names one)")
     rollout = Rollout(image)
     for role in roles:
-        name = f"{dns_name(cluster_name)}-{role}-{dns_name(image.name)}"[:253].rstrip("-.")
+        name = dns_name(f"{dns_name(cluster_name)}-{role}-{dns_name(image.name)}")[:253].rstrip("-.")
         data: dict[str, Any] = {
             "apiVersion": INFRA_API_VERSION,
             "kind": TEMPLATE_KIND,
@@ -377,17 +380,43 @@ def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...]
             continue
         key = (old.namespace, old.name)
         if key not in new_by_old:
-            new_by_old[key] = _copy_template(old, image, ref.role, server_type)
+            name, existing = _target_name(old, image, server_type, templates)
+            if existing is not None:
+                # Rolling back (A -> B -> A), or a server type used before: the template that
+                # boots this image on this type is already there, exactly right. Reuse it.
+                rollout.notes.append(
+                    f"{ref.what}: reusing {existing.name} (imageName {image.name}, type {existing.server_type})"
+                )
+                rollout.changes.append(RefChange(ref, existing.name))
+                continue
+            new_by_old[key] = _copy_template(old, image, ref.role, server_type, name)
             rollout.templates.append(new_by_old[key])
         rollout.changes.append(RefChange(ref, new_by_old[key].name))
-    taken = {(t.namespace, t.name) for t in templates}
-    for new in rollout.templates:
-        if new.old and (new.old.namespace, new.name) in taken:
-            raise ManifestError(f"{TEMPLATE_KIND} '{new.name}' already exists in the given files; it cannot be reused")
     return rollout
 
 
-def _copy_template(old: TemplateSite, image: ImageRef, role: Role, server_type: str | None) -> NewTemplate:
+def _target_name(
+    old: TemplateSite, image: ImageRef, server_type: str | None, templates: list[TemplateSite]
+) -> tuple[str, TemplateSite | None]:
+    """The name of the template for ``image`` (and the server type), and the existing template
+    of that name if it already boots exactly that. A name taken by a template with other
+    content gets the server type appended; taken again, it is an error."""
+    stype = server_type or old.server_type
+    name = new_template_name(old.name, old.image_name, image.name)
+    candidates = [name, dns_name(f"{name}-{stype}")[:253].rstrip("-.")] if stype else [name]
+    for candidate in candidates:
+        found = [t for t in templates if t.name == candidate and t.namespace == old.namespace]
+        if not found:
+            return candidate, None
+        if found[0].image_name == image.name and found[0].server_type == stype:
+            return candidate, found[0]
+    raise ManifestError(
+        f"{TEMPLATE_KIND} '{candidates[-1]}' already exists in the given files with another image or type; "
+        "it cannot be reused (templates are immutable): rename or remove it"
+    )
+
+
+def _copy_template(old: TemplateSite, image: ImageRef, role: Role, server_type: str | None, name: str) -> NewTemplate:
     spec = _get(old.doc, ("spec", "template", "spec"))
     if not isinstance(spec, CommentedMap) or "imageName" not in spec:
         hint = " (it boots from imageURL)" if isinstance(spec, dict) and "imageURL" in spec else ""
@@ -397,7 +426,6 @@ def _copy_template(old: TemplateSite, image: ImageRef, role: Role, server_type: 
     stype = server_type or old.server_type
     if not stype:
         raise ManifestError(f"{TEMPLATE_KIND} '{old.name}' has no spec.template.spec.type; pass --server-type")
-    name = new_template_name(old.name, old.image_name, image.name)
     start, end = doc_span(old.source, old.doc)
     lines = old.source.lines[start:end]
     splices = [

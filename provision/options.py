@@ -148,7 +148,11 @@ class RecipeOptions(Strict):
                 if localcloud_mirror is None:
                     raise ValueError("provision.artifacts.mirror is 'localcloud' but no localcloud mirror is known")
                 base = localcloud_mirror
-            artifacts = artifacts.from_mirror(base)
+            resolved = artifacts.from_mirror(base)
+            # Still says "localcloud": the recipe leaves out checks its stand-in artifacts cannot pass.
+            artifacts = (
+                resolved.model_copy(update={"mirror": LOCALCLOUD}) if artifacts.mirror == LOCALCLOUD else resolved
+            )
         if registry is not None and registry.url == LOCALCLOUD:
             if localcloud_mirror is None:
                 raise ValueError("provision.registry_mirror.url is 'localcloud' but no localcloud mirror is known")

@@ -291,3 +291,46 @@ def test_summary_of_a_build_manifest(built: Built, tmp_path: Path) -> None:
     r = run_cli([*cmd[:4], str(junk)], built.config, built.lc.endpoint)
     assert r.returncode == 2
     assert "neither a build manifest nor a matrix summary" in r.stderr
+
+
+def test_rollback_reuses_the_template_that_is_already_right(built: Built, tmp_path: Path) -> None:
+    """A -> B -> A: the third rollout points the refs back at A's templates (templates are
+    immutable, and A's are exactly right) instead of refusing or adding a third set."""
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(built.other))
+    path = tmp_path / "v1beta2.yaml"
+    shutil.copy(CLUSTERS / "v1beta2.yaml", path)
+    for manifest in (built.manifest, other):
+        r = manifests(built, "--from", str(manifest), "--cluster", str(path))
+        assert r.returncode == 0, r.stderr
+    after_b = path.read_text()
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "reusing beta-control-plane-" in r.stderr
+    rolled_back = path.read_text()
+    templates = [d for d in docs(rolled_back) if d["kind"] == "HCloudMachineTemplate"]
+    assert len(templates) == len([d for d in docs(after_b) if d["kind"] == "HCloudMachineTemplate"])
+    kcp = next(d for d in docs(rolled_back) if d["kind"] == "KubeadmControlPlane")
+    assert kcp["spec"]["machineTemplate"]["spec"]["infrastructureRef"]["name"] == new_template_name(
+        "beta-control-plane", "ubuntu-24.04", built.name
+    )
+    # and once more: a no-op
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+    assert r.returncode == 0 and path.read_text() == rolled_back
+
+
+def test_a_new_server_type_for_the_same_image_gets_its_own_template(built: Built, tmp_path: Path) -> None:
+    path = tmp_path / "v1beta2.yaml"
+    shutil.copy(CLUSTERS / "v1beta2.yaml", path)
+    assert manifests(built, "--from", str(built.manifest), "--cluster", str(path)).returncode == 0
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path), "--server-type", "cpx42")
+    assert r.returncode == 0, r.stderr
+    names = [d["metadata"]["name"] for d in docs(path.read_text()) if d["kind"] == "HCloudMachineTemplate"]
+    for old in ("beta-control-plane", "beta-md-0"):
+        assert f"{new_template_name(old, 'ubuntu-24.04', built.name)}-cpx42" in names
+
+
+def test_template_names_are_dns_1123() -> None:
+    assert new_template_name("md-0", None, "k8s_.v1") == "md-0-k8s.v1"
+    assert new_template_name("md-0", None, "-x..y-") == "md-0-x.y"
+    assert all(len(label) <= 63 for label in new_template_name("md", None, "a" * 100 + ".b").split("."))

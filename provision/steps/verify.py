@@ -126,7 +126,7 @@ def checks(ctx: RecipeContext) -> list[Check]:
         out.append(
             Check(
                 "command host-device version",
-                "/opt/cni/bin/host-device 2>&1 | head -1",
+                "/opt/cni/bin/host-device 2>&1 | sed -n 1p",  # sed reads all: no SIGPIPE
                 "regex",
                 re.escape(v.kubernetes_cni_semver.lstrip("v")),
             )
