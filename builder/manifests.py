@@ -99,6 +99,8 @@ def new_template_name(old_name: str, old_image: str | None, image: str) -> str:
         suffix = "-" + dns_name(old_image)
         if base.endswith(suffix) and len(base) > len(suffix):
             base = base[: -len(suffix)]
+    if "${" in base:  # a clusterctl template: the variable stays for clusterctl to fill in
+        return f"{base}-{dns_name(image)}"
     return dns_name(f"{base}-{dns_name(image)}")[:253].rstrip("-.")
 
 
@@ -115,6 +117,10 @@ class Source:
     def lines(self) -> list[str]:
         return self.text.splitlines(keepends=True)
 
+    @property
+    def newline(self) -> str:
+        return "\r\n" if "\r\n" in self.text else "\n"
+
 
 def load_sources(paths: list[Path]) -> list[Source]:
     files: list[Path] = []
@@ -129,7 +135,11 @@ def load_sources(paths: list[Path]) -> list[Source]:
         raise ManifestError(f"no YAML files in {', '.join(map(str, paths))}")
     sources = []
     for f in files:
-        text = f.read_text()
+        # bytes, not read_text(): universal newlines would turn a CRLF file into LF on write.
+        try:
+            text = f.read_bytes().decode()
+        except UnicodeDecodeError as e:
+            raise ManifestError(f"{f} is not UTF-8 text: {e}") from e
         try:
             docs = list(YAML().load_all(text))
         except YAMLError as e:
@@ -237,9 +247,13 @@ class Splice:
     col: int
     length: int
     text: str
+    drop_lines: int = 0  # continuation lines of a block scalar (``>-``/``|``) that go with it
 
 
-def _scalar_length(line: str, col: int) -> int:
+_BLOCK_END = re.compile(r"\s+#|\s*$")
+
+
+def _scalar_length(line: str, col: int, *, flow: bool = True) -> int:
     quote = line[col] if col < len(line) else ""
     if quote in ("'", '"'):
         end = col + 1
@@ -251,8 +265,13 @@ def _scalar_length(line: str, col: int) -> int:
                 return end + 1 - col
             end += 2 if quote == '"' and line[end] == "\\" else 1
         raise ManifestError(f"multi-line quoted scalar at column {col + 1} is not supported: {line.strip()}")
-    m = _PLAIN_END.search(line, col)
-    return (m.start() if m else len(line.rstrip("\r\n"))) - col
+    if flow:  # inside {...} or [...], a plain scalar ends at , } ] too
+        m = _PLAIN_END.search(line, col)
+        return (m.start() if m else len(line.rstrip("\r\n"))) - col
+    # block context: ${VAR}, commas and braces are part of the value; only " #" or the line end
+    body = line.rstrip("\r\n")
+    m = _BLOCK_END.search(body, col)
+    return (m.start() if m else len(body)) - col
 
 
 def _render_scalar(original: str, value: str) -> str:
@@ -261,7 +280,10 @@ def _render_scalar(original: str, value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
     if original[:1] == '"':
         return json.dumps(value)
-    parsed = YAML(typ="safe").load(f"k: {value}")
+    try:
+        parsed = YAML(typ="safe").load(f"k: {value}")
+    except YAMLError:
+        parsed = None
     return value if isinstance(parsed, dict) and parsed.get("k") == value else json.dumps(value)
 
 
@@ -270,10 +292,28 @@ def value_splice(
 ) -> Splice:
     line, col = mapping.lc.value(key)
     line -= line_offset
-    length = _scalar_length(lines[line], col)
-    text = _render_scalar(lines[line][col : col + length], value)
+    row = lines[line]
+    if row[col : col + 1] in (">", "|"):
+        # A block scalar (imageName: >-): its text is on the following, deeper-indented lines.
+        # It becomes one plain (or quoted) scalar on the key's line.
+        key_indent = mapping.lc.key(key)[1]
+        drop = 0
+        for following in lines[line + 1 :]:
+            stripped = following.strip()
+            if stripped and len(following) - len(following.lstrip()) <= key_indent:
+                break
+            drop += 1
+        while drop and not lines[line + drop].strip():
+            drop -= 1  # blank lines after the scalar stay
+        length = len(row.rstrip("\r\n")) - col
+        return Splice(line, col, length, _render_scalar("", value), drop)
+    flow = bool(mapping.fa.flow_style())
+    length = _scalar_length(row, col, flow=flow)
+    text = _render_scalar(row[col : col + length], value)
     if drop_comment:  # a comment about the old image would mislead on the new one
-        length = len(lines[line].rstrip("\r\n")) - col
+        rest = row[col + length :].rstrip("\r\n")
+        if rest.lstrip().startswith("#"):
+            length += len(rest)
     return Splice(line, col, length, text)
 
 
@@ -282,6 +322,7 @@ def apply_splices(lines: list[str], splices: list[Splice]) -> list[str]:
     for s in sorted(splices, key=lambda s: (s.line, s.col), reverse=True):
         row = out[s.line]
         out[s.line] = row[: s.col] + s.text + row[s.col + s.length :]
+        del out[s.line + 1 : s.line + 1 + s.drop_lines]
     return out
 
 
@@ -323,9 +364,12 @@ class Rollout:
     changes: list[RefChange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
+    # server types of templates that already boot the image (a no-op or a rollback): the
+    # resolution check covers them too, so a re-run still says which snapshot is in use.
+    current: set[str] = field(default_factory=set)
 
     def server_types(self) -> set[str]:
-        return {t.server_type for t in self.templates}
+        return {t.server_type for t in self.templates} | self.current
 
 
 def fresh_templates(image: ImageRef, roles: tuple[Role, ...], cluster_name: str, server_type: str | None) -> Rollout:
@@ -377,6 +421,8 @@ def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...]
         old = matches[0]
         if old.image_name == image.name and (server_type is None or old.server_type == server_type):
             rollout.notes.append(f"{ref.what} already uses {old.name} with imageName {image.name}")
+            if old.server_type:
+                rollout.current.add(old.server_type)
             continue
         key = (old.namespace, old.name)
         if key not in new_by_old:
@@ -388,6 +434,8 @@ def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...]
                     f"{ref.what}: reusing {existing.name} (imageName {image.name}, type {existing.server_type})"
                 )
                 rollout.changes.append(RefChange(ref, existing.name))
+                if existing.server_type:
+                    rollout.current.add(existing.server_type)
                 continue
             new_by_old[key] = _copy_template(old, image, ref.role, server_type, name)
             rollout.templates.append(new_by_old[key])
@@ -403,7 +451,10 @@ def _target_name(
     content gets the server type appended; taken again, it is an error."""
     stype = server_type or old.server_type
     name = new_template_name(old.name, old.image_name, image.name)
-    candidates = [name, dns_name(f"{name}-{stype}")[:253].rstrip("-.")] if stype else [name]
+    candidates = [name]
+    if stype:
+        with_type = f"{name}-{dns_name(stype)}" if "${" in name else dns_name(f"{name}-{stype}")[:253].rstrip("-.")
+        candidates.append(with_type)
     for candidate in candidates:
         found = [t for t in templates if t.name == candidate and t.namespace == old.namespace]
         if not found:
@@ -440,12 +491,12 @@ def _copy_template(old: TemplateSite, image: ImageRef, role: Role, server_type: 
     while body and not body[-1].strip():
         body.pop()
     if body and not body[-1].endswith("\n"):
-        body[-1] += "\n"
+        body[-1] += old.source.newline
     data = YAML(typ="safe").load("".join(lines))
     data["metadata"]["name"] = name
     data["spec"]["template"]["spec"]["imageName"] = image.name
     data["spec"]["template"]["spec"]["type"] = stype
-    return NewTemplate(name, role, stype, "---\n" + "".join(body), data, old)
+    return NewTemplate(name, role, stype, "---" + old.source.newline + "".join(body), data, old)
 
 
 # ---------------------------------------------------------------------------- the API check
@@ -456,23 +507,38 @@ def check_resolution(cloud: Cloud, rollout: Rollout) -> dict[str, int]:
     client = cloud.client
     resolved: dict[str, int] = {}
     name = rollout.image.name
-    for stype in sorted(rollout.server_types()):
+    concrete = sorted(t for t in rollout.server_types() if "${" not in t)
+    variables = sorted(t for t in rollout.server_types() if "${" in t)
+    targets: list[tuple[str, str]] = []  # (what, architecture)
+    for stype in concrete:
         st = cloud.call(f"look up server type {stype}", lambda s=stype: client.server_types.get_by_name(s))  # type: ignore[misc]
         if st is None:
             raise ManifestError(f"server type '{stype}' does not exist")
-        arch = st.architecture
+        targets.append((f"server type {stype}", str(st.architecture)))
+    if variables:
+        # A clusterctl template: the type is filled in later, so its architecture is unknown.
+        arches = [rollout.image.architecture] if rollout.image.architecture else ["x86", "arm"]
+        rollout.notes.append(
+            f"server type {', '.join(variables)} is a clusterctl variable: the architecture check is skipped "
+            f"(checked for {' and '.join(a for a in arches if a)}); pass --server-type to check one"
+        )
+        targets += [(v, a) for v in variables for a in arches if a]
+    for what, arch in targets:
         found = cloud.call(f"resolve imageName {name}", lambda a=arch: caph_images(client, name, a))  # type: ignore[misc]
         if not found:
+            if what.startswith("${") and any(t[0] == what and t[1] != arch for t in targets):
+                continue  # another architecture of the same variable may resolve
             raise ManifestError(
-                f"imageName '{name}' resolves to no image for {arch} (server type {stype}): CAPH would report "
+                f"imageName '{name}' resolves to no image for {arch} ({what}): CAPH would report "
                 f"ImageNotFound. Is the snapshot published (label {CAPH_LABEL}) in this project?"
             )
         if len(found) > 1:
             ids = ", ".join(f"{i.id} ({i.type})" for i in found)
             raise ManifestError(
-                f"imageName '{name}' is ambiguous for {arch} (server type {stype}): images {ids} match "
+                f"imageName '{name}' is ambiguous for {arch} ({what}): images {ids} match "
                 f"(label {CAPH_LABEL}=={name} or name {name}); CAPH would report ImageAmbiguous and create no machine"
             )
+        stype = what.removeprefix("server type ")
         image = found[0]
         if image.status != "available":
             raise ManifestError(f"image {image.id} for imageName '{name}' is {image.status}, not available yet")
@@ -483,12 +549,25 @@ def check_resolution(cloud: Cloud, rollout: Rollout) -> dict[str, int]:
             )
         assert image.id is not None
         resolved[stype] = image.id
+    for v in variables:
+        if v not in resolved:
+            raise ManifestError(
+                f"imageName '{name}' resolves to no image for any architecture: CAPH would report ImageNotFound. "
+                f"Is the snapshot published (label {CAPH_LABEL}) in this project?"
+            )
     return resolved
 
 
 # ---------------------------------------------------------------------------- output
 def edited_files(rollout: Rollout) -> dict[Path, str]:
     """Each touched file's new text: refs spliced, new templates right after the old ones."""
+    try:
+        return _edited_files(rollout)
+    except YAMLError as e:
+        raise ManifestError(f"internal error: the edited text does not parse ({e}); nothing written") from e
+
+
+def _edited_files(rollout: Rollout) -> dict[Path, str]:
     out: dict[Path, str] = {}
     for src in rollout.sources:
         lines = src.lines
@@ -506,7 +585,7 @@ def edited_files(rollout: Rollout) -> dict[Path, str]:
             continue
         edited = apply_splices(lines, splices)
         if edited and not edited[-1].endswith("\n"):
-            edited[-1] += "\n"
+            edited[-1] += src.newline
         for at in sorted(inserts, reverse=True):
             edited[at:at] = ["".join(inserts[at])]
         text = "".join(edited)

@@ -13,10 +13,12 @@ COLLECT = r"""
 export LC_ALL=C
 echo '=== packages'
 dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' | awk '$3 ~ /^[ih]i/ {print $1, $2}'
+# systemd answers slowly on a loaded TCG guest (D-Bus timeouts): ask again rather than record nothing.
+retry() { for i in 1 2 3 4 5; do out=$("$@" 2>/dev/null) && { printf '%s\n' "$out"; return; }; sleep 15; done; echo "UNREADABLE: $*"; }
 echo '=== enabled'
-systemctl list-unit-files --no-legend --no-pager --state=enabled,enabled-runtime | awk '{print $1}'
+retry systemctl list-unit-files --no-legend --no-pager --state=enabled,enabled-runtime | awk '{print $1}'
 echo '=== active'
-systemctl list-units --no-legend --no-pager --plain --state=active --type=service,socket,timer,path | awk '{print $1}'
+retry systemctl list-units --no-legend --no-pager --plain --state=active --type=service,socket,timer,path | awk '{print $1}'
 echo '=== sysctl'
 sysctl -a 2>/dev/null | sed 's/\t/ /g'
 echo '=== modules'
