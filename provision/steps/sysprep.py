@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..options import RecipeContext
 from ..plan import Put, Run, Step
 from .common import APT_ENV, APT_GET
+from .setup import APT_UNITS
 
 INSTALLER_LEFTOVERS = (
     "/etc/cloud/cloud.cfg.d/subiquity-disable-cloudinit-networking.cfg",
@@ -69,7 +70,11 @@ def sysprep(ctx: RecipeContext) -> Step:
         "sysprep",
         "hold packages, clean apt, reset identity, remove keys, logs and history, fstrim",
         (
+            # setup masked background apt for the build; the image gets upstream's state instead:
+            # unmasked, the timers and unattended-upgrades disabled and stopped.
+            Run(f"systemctl unmask {APT_UNITS} 2>/dev/null || true"),
             Run("systemctl disable --now apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true"),
+            Run("systemctl disable --now unattended-upgrades.service 2>/dev/null || true"),
             Run(
                 "systemctl stop apt-daily.service apt-daily-upgrade.service unattended-upgrades.service 2>/dev/null || true"
             ),
