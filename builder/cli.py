@@ -458,7 +458,8 @@ def manifests(
                 "snapshot_id": snapshot_id,
                 "HCLOUD_IMAGE": str(snapshot_id),
                 "templates": [{"name": t.name, "role": t.role, "type": t.server_type} for t in rollout.templates],
-                "updated": [f"{c.site.kind} {c.site.name}: {c.site.template} -> {c.new}" for c in rollout.changes],
+                "updated": [f"{c.site.kind} {c.site.name}: {c.site.template} -> {c.new}" for c in rollout.changes]
+                + [f"{v.site.what}: {v.site.old} -> {v.new}" for v in rollout.variables],
                 "written": written,
                 "notes": rollout.notes,
             },

@@ -27,6 +27,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from . import topology as topo
 from .caph import CAPH_LABEL, caph_images
 from .cloud import Cloud
 
@@ -358,6 +359,19 @@ class RefChange:
 
 
 @dataclass
+class VarChange:
+    """A topology variable set to the new image (``site.index`` None: added)."""
+
+    source: Source
+    site: topo.VarSite
+    new: str
+
+    @property
+    def doc(self) -> Any:
+        return self.source.docs[self.site.doc_index]
+
+
+@dataclass
 class Rollout:
     image: ImageRef
     templates: list[NewTemplate] = field(default_factory=list)
@@ -367,6 +381,7 @@ class Rollout:
     # server types of templates that already boot the image (a no-op or a rollback): the
     # resolution check covers them too, so a re-run still says which snapshot is in use.
     current: set[str] = field(default_factory=set)
+    variables: list[VarChange] = field(default_factory=list)  # topology clusters
 
     def server_types(self) -> set[str]:
         return {t.server_type for t in self.templates} | self.current
@@ -398,10 +413,11 @@ def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...]
     """New templates for every template the selected roles' refs name, and the ref changes."""
     rollout = Rollout(image, sources=sources)
     refs = [r for r in find_refs(sources) if r.role in roles]
-    if not refs:
+    plan_topology(rollout, sources, roles, server_type)
+    if not refs and not rollout.variables and not any(topo.topology_clusters(s.docs) for s in sources):
         raise ManifestError(
             f"no {' or '.join(roles)} object (KubeadmControlPlane, MachineDeployment) referencing an "
-            f"{TEMPLATE_KIND} in {', '.join(str(s.path) for s in sources)}"
+            f"{TEMPLATE_KIND}, and no Cluster with spec.topology, in {', '.join(str(s.path) for s in sources)}"
         )
     templates = find_templates(sources)
     new_by_old: dict[tuple[str | None, str], NewTemplate] = {}
@@ -441,6 +457,29 @@ def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...]
             rollout.templates.append(new_by_old[key])
         rollout.changes.append(RefChange(ref, new_by_old[key].name))
     return rollout
+
+
+def plan_topology(rollout: Rollout, sources: list[Source], roles: tuple[Role, ...], server_type: str | None) -> None:
+    """Topology clusters: the image variables of the selected roles set to the image, and the
+    machine types they use kept for the architecture check."""
+    every_doc = [(str(s.path), d) for s in sources for d in s.docs]
+    for src in sources:
+        for index, cluster in topo.topology_clusters(src.docs):
+            topology = cluster["spec"]["topology"]
+            class_name = _get(topology, ("classRef", "name")) or topology.get("class")
+            names = topo.class_variables(every_doc, str(class_name) if class_name else None)
+            for site in topo.variable_sites(index, cluster, roles, names):
+                if site.old == rollout.image.name and site.index is not None:
+                    rollout.notes.append(f"{site.what} is already {rollout.image.name}")
+                    continue
+                rollout.variables.append(VarChange(src, site, rollout.image.name))
+            types = topo.machine_types(cluster, roles, names)
+            rollout.current |= {server_type} if server_type else set(types)
+            if not types and not server_type:
+                rollout.notes.append(
+                    f"Cluster {_meta(cluster, 'name')}: no machine type variable found ({names.source}); "
+                    "the architecture check uses the image's architecture"
+                )
 
 
 def _target_name(
@@ -515,7 +554,12 @@ def check_resolution(cloud: Cloud, rollout: Rollout) -> dict[str, int]:
         if st is None:
             raise ManifestError(f"server type '{stype}' does not exist")
         targets.append((f"server type {stype}", str(st.architecture)))
-    if variables:
+    if not concrete and not variables:
+        arches = [rollout.image.architecture] if rollout.image.architecture else ["x86", "arm"]
+        # no server type known (a topology cluster without machine type variables)
+        targets += [("the image's architecture", a) for a in arches]
+        variables = ["the image's architecture"]  # resolved if any one architecture resolves
+    elif variables:
         # A clusterctl template: the type is filled in later, so its architecture is unknown.
         arches = [rollout.image.architecture] if rollout.image.architecture else ["x86", "arm"]
         rollout.notes.append(
@@ -526,7 +570,7 @@ def check_resolution(cloud: Cloud, rollout: Rollout) -> dict[str, int]:
     for what, arch in targets:
         found = cloud.call(f"resolve imageName {name}", lambda a=arch: caph_images(client, name, a))  # type: ignore[misc]
         if not found:
-            if what.startswith("${") and any(t[0] == what and t[1] != arch for t in targets):
+            if what in variables and any(t[0] == what and t[1] != arch for t in targets):
                 continue  # another architecture of the same variable may resolve
             raise ManifestError(
                 f"imageName '{name}' resolves to no image for {arch} ({what}): CAPH would report "
@@ -577,21 +621,46 @@ def _edited_files(rollout: Rollout) -> dict[Path, str]:
             if c.site.source is src
         ]
         inserts: dict[int, list[str]] = {}
+        for v in rollout.variables:
+            if v.source is not src:
+                continue
+            if v.site.index is not None:
+                entry = _node(v.doc, v.site.path)[v.site.index]
+                splices.append(value_splice(lines, entry, "value", v.new))
+            else:
+                try:
+                    at, text = topo.insertion(lines, v.doc, v.site.name, _render_scalar("", v.new), src.newline)
+                except topo.TopologyEditError as e:
+                    raise ManifestError(f"{v.site.what}: {e}") from e
+                inserts.setdefault(at, []).append(text)
         for t in rollout.templates:
             if t.old is not None and t.old.source is src:
                 _, end = doc_span(src, t.old.doc)
                 inserts.setdefault(end, []).append(t.text)
         if not splices and not inserts:
             continue
-        edited = apply_splices(lines, splices)
+        edited = list(lines)
         if edited and not edited[-1].endswith("\n"):
             edited[-1] += src.newline
-        for at in sorted(inserts, reverse=True):
-            edited[at:at] = ["".join(inserts[at])]
+        # bottom-up, so each edit leaves the line numbers above it valid; on one line the
+        # splice goes first, then what is inserted before that line
+        ops: list[tuple[int, int, Splice | str]] = [(sp.line, 1, sp) for sp in splices]
+        ops += [(at, 0, "".join(texts)) for at, texts in inserts.items()]
+        for at, _, op in sorted(ops, key=lambda o: (o[0], o[1]), reverse=True):
+            if isinstance(op, Splice):
+                edited = apply_splices(edited, [op])
+            else:
+                edited[at:at] = [op]
         text = "".join(edited)
         _verify(src, text, rollout)
         out[src.path] = text
     return out
+
+
+def _node(doc: Any, path: tuple[str | int, ...]) -> Any:
+    for key in path:
+        doc = doc[key]
+    return doc
 
 
 def _verify(src: Source, text: str, rollout: Rollout) -> None:
@@ -604,6 +673,14 @@ def _verify(src: Source, text: str, rollout: Rollout) -> None:
             for key in c.site.path:
                 node = node[key]
             node["name"] = c.new
+    for v in rollout.variables:
+        if v.source is src:
+            holder = _node(expected[v.site.doc_index], v.site.path[:-1])
+            last = v.site.path[-1]
+            if v.site.index is not None:
+                holder[last][v.site.index]["value"] = v.new
+            else:
+                holder.setdefault(last, []).append({"name": v.site.name, "value": v.new})
     for t in sorted(
         (t for t in rollout.templates if t.old is not None and t.old.source is src),
         key=lambda t: t.old.doc_index if t.old else 0,
@@ -626,10 +703,24 @@ def kustomize_component(rollout: Rollout) -> dict[str, str]:
         target: dict[str, str] = {"group": group, "version": version, "kind": c.site.kind, "name": c.site.name}
         if c.site.namespace:
             target["namespace"] = c.site.namespace
-        ops = [
+        ops: list[dict[str, Any]] = [
             {"op": "test", "path": c.pointer, "value": c.site.template},
             {"op": "replace", "path": c.pointer, "value": c.new},
         ]
+        patches.append({"target": target, "patch": LiteralScalarString(_dump(ops))})
+    for v in rollout.variables:
+        doc = v.doc
+        group, _, version = str(doc.get("apiVersion", "")).rpartition("/")
+        target = {"group": group, "version": version, "kind": "Cluster", "name": str(_meta(doc, "name"))}
+        if _meta(doc, "namespace"):
+            target["namespace"] = str(_meta(doc, "namespace"))
+        if v.site.index is not None:
+            ops = [{"op": "test", "path": v.site.pointer, "value": v.site.old}] if isinstance(v.site.old, str) else []
+            ops.append({"op": "replace", "path": v.site.pointer, "value": v.new})
+        elif "variables" in doc["spec"]["topology"]:
+            ops = [{"op": "add", "path": v.site.pointer, "value": {"name": v.site.name, "value": v.new}}]
+        else:
+            ops = [{"op": "add", "path": "/spec/topology/variables", "value": [{"name": v.site.name, "value": v.new}]}]
         patches.append({"target": target, "patch": LiteralScalarString(_dump(ops))})
     kustomization: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1alpha1",

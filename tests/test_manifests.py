@@ -416,3 +416,63 @@ def test_fresh_templates_validate_against_the_crd(built: Built) -> None:
     r = manifests(built, "--from", str(built.manifest))
     assert r.returncode == 0, r.stderr
     assert assert_valid_templates(r.stdout) == 2
+
+
+def _values(doc: Any) -> dict[str, Any]:
+    topology = doc["spec"]["topology"]
+    out = {f"variables/{v['name']}": v["value"] for v in topology.get("variables", [])}
+    for md in topology.get("workers", {}).get("machineDeployments", []):
+        for o in md.get("variables", {}).get("overrides", []):
+            out[f"{md['name']}/{o['name']}"] = o["value"]
+    return out
+
+
+def test_topology_cluster_rolls_by_variables(built: Built, tmp_path: Path) -> None:
+    """A Cluster with spec.topology: the image variables (cluster level and a machine
+    deployment's override) become the new image, the control plane's — left at its default —
+    is added; nothing else changes, comments stay, a re-run is a no-op, the kustomize Component
+    gives the same Cluster."""
+    path = tmp_path / "topology.yaml"
+    shutil.copy(CLUSTERS / "topology.yaml", path)
+    before = path.read_text()
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+    assert r.returncode == 0, r.stderr
+    after = path.read_text()
+    old, new = _values(docs(before)[0]), _values(docs(after)[0])
+    assert new == {
+        **old,
+        "variables/hcloudWorkerMachineImageName": built.name,
+        "variables/hcloudControlPlaneMachineImageName": built.name,
+        "md-big/hcloudWorkerMachineImageName": built.name,
+    }
+    strip = lambda d: {k: v for k, v in d["spec"].items() if k != "topology"}  # noqa: E731
+    assert strip(docs(after)[0]) == strip(docs(before)[0])
+    for line in before.splitlines():
+        if line.lstrip().startswith("#"):
+            assert line in after
+    summary = json.loads(r.stdout)
+    assert summary["templates"] == [] and len(summary["updated"]) == 3
+    assert summary["snapshot_id"] == built.snapshot_id
+    again = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+    assert again.returncode == 0 and path.read_text() == after
+    # kustomize: the Component turns the original into the same Cluster
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "topology.yaml").write_text(before)
+    (base / "kustomization.yaml").write_text("resources:\n- topology.yaml\n")
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(base / "topology.yaml"),
+                  "--kustomize", str(tmp_path / "rollout"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    got = _apply_component(docs(before), tmp_path / "rollout")
+    assert _values(got[0]) == new
+
+
+def test_topology_variable_names_come_from_the_cluster_class(built: Built, tmp_path: Path) -> None:
+    path = tmp_path / "team.yaml"
+    shutil.copy(CLUSTERS / "topology-custom-class.yaml", path)
+    before = path.read_text()
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path), "--role", "workers")
+    assert r.returncode == 0, r.stderr
+    cluster = docs(path.read_text())[1]
+    assert _values(cluster) == {"variables/nodeImage": built.name}  # added explicitly; cpImage untouched (--role)
+    assert docs(path.read_text())[0] == docs(before)[0]  # the class is not edited
