@@ -413,6 +413,16 @@ def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...]
     """New templates for every template the selected roles' refs name, and the ref changes."""
     rollout = Rollout(image, sources=sources)
     refs = [r for r in find_refs(sources) if r.role in roles]
+    for src in sources:
+        for doc in src.docs:
+            for path in REF_PATHS.get(str(_get(doc, ("kind",))), ()):
+                other = _get(doc, path)
+                if isinstance(other, dict) and other.get("kind") not in (None, TEMPLATE_KIND):
+                    rollout.notes.append(
+                        f"{_get(doc, ('kind',))} {_meta(doc, 'name')} ({src.path}) references {other.get('kind')} "
+                        f"{other.get('name')}: skipped (only {TEMPLATE_KIND}s boot from snapshots; bare metal "
+                        "machines are installed with installimage)"
+                    )
     plan_topology(rollout, sources, roles, server_type)
     if not refs and not rollout.variables and not any(topo.topology_clusters(s.docs) for s in sources):
         raise ManifestError(

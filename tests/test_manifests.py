@@ -476,3 +476,17 @@ def test_topology_variable_names_come_from_the_cluster_class(built: Built, tmp_p
     cluster = docs(path.read_text())[1]
     assert _values(cluster) == {"variables/nodeImage": built.name}  # added explicitly; cpImage untouched (--role)
     assert docs(path.read_text())[0] == docs(before)[0]  # the class is not edited
+
+
+def test_a_bare_metal_machine_deployment_is_skipped_with_a_note(built: Built, tmp_path: Path) -> None:
+    path = tmp_path / "mixed.yaml"
+    bare = (
+        "---\napiVersion: cluster.x-k8s.io/v1beta2\nkind: MachineDeployment\nmetadata:\n  name: beta-bm\n"
+        "spec:\n  template:\n    spec:\n      infrastructureRef:\n        apiGroup: infrastructure.cluster.x-k8s.io\n"
+        "        kind: HetznerBareMetalMachineTemplate\n        name: beta-bm\n"
+    )
+    path.write_text((CLUSTERS / "v1beta2.yaml").read_text() + bare)
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "MachineDeployment beta-bm" in r.stderr and "references HetznerBareMetalMachineTemplate" in r.stderr
+    assert bare in path.read_text()
