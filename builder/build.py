@@ -389,10 +389,9 @@ class Build:
         try:
             return self.cloud.call(f"look up {what}", fn)
         except CloudError as e:
-            cause = e.__cause__
-            if isinstance(cause, APIException) and cause.code in ("unauthorized", "token_readonly", 401):
+            if e.code in ("unauthorized", "token_readonly", "401"):
                 raise PreflightError(
-                    f"the API rejected the token in ${self.config.token_env} ({cause.code}); check it belongs to the project"
+                    f"the API rejected the token in ${self.config.token_env} ({e.code}); check it belongs to the project"
                 ) from e
             raise
 
@@ -507,18 +506,17 @@ class Build:
             try:
                 return self.cloud.call(what, create, recover=recover)
             except CloudError as e:
-                cause = e.__cause__
-                if not (isinstance(cause, APIException) and cause.code in placement.CAPACITY_CODES):
+                if e.code not in placement.CAPACITY_CODES:
                     raise
                 refused = self.candidate
                 assert self.placements is not None and refused is not None
-                following = self.placements.refused(refused, str(cause.code), str(cause.message))
+                following = self.placements.refused(refused, str(e.code), str(e.api_message))
                 if following is None:
                     tried = "; ".join(
                         f"{t['server_type']} in {t['location']}: {t['error']}" for t in self.placements.tried
                     )
                     raise CloudError(what, f"no capacity in any of the project's placements ({tried})") from e
-                self.log.warning("server.no_capacity", refused=str(refused), next=str(following), error=cause.code)
+                self.log.warning("server.no_capacity", refused=str(refused), next=str(following), error=e.code)
                 self.candidate = following
 
     def _connect(self, ip: str, login: KeyPair, host: KeyPair, role: str, server_id: int | None) -> Session:
@@ -653,7 +651,7 @@ class Build:
             try:
                 img = self.cloud.call("get image", lambda: images.get_by_id(image_id))
             except CloudError as e:
-                if isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found":
+                if e.code == "not_found":
                     raise CloudError("create image", "the snapshot disappeared (the create_image action failed)") from e
                 raise
             return img if img.status == "available" else None
@@ -796,7 +794,7 @@ class Build:
         try:
             return self.cloud.call(name, fn)
         except CloudError as e:
-            if isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found":
+            if e.code == "not_found":
                 return None  # already gone (perhaps by an earlier attempt whose answer was lost)
             raise
 
@@ -811,7 +809,7 @@ class Build:
             try:
                 s = self.cloud.call("get server", lambda: servers.get_by_id(sid))
             except CloudError as e:
-                if isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found":
+                if e.code == "not_found":
                     return True
                 raise
             if s.status != "deleting" and not s.locked:
@@ -825,7 +823,7 @@ class Build:
             try:
                 return [self._delete("delete server", lambda: servers.delete(Server(id=sid)))]
             except CloudError as e:
-                if isinstance(e.__cause__, APIException) and e.__cause__.code == "locked":
+                if e.code == "locked":
                     return None
                 raise
 
@@ -844,10 +842,9 @@ class Build:
                 self.cloud.call(f"delete snapshot {iid}", lambda: images.delete(Image(id=iid)))
                 return True
             except CloudError as e:
-                cause = e.__cause__
-                if isinstance(cause, APIException) and cause.code == "not_found":
+                if e.code == "not_found":
                     return True
-                if isinstance(cause, APIException) and cause.code == "locked":
+                if e.code == "locked":
                     return None  # still being created: wait until it can be deleted
                 raise
 
@@ -869,7 +866,7 @@ class Build:
         try:
             self.cloud.call(f"get {what}", getter)
         except CloudError as e:
-            if isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found":
+            if e.code == "not_found":
                 return True
             raise
         return False

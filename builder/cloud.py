@@ -44,11 +44,26 @@ def describe(exc: BaseException) -> str:
 
 
 class CloudError(RuntimeError):
-    """An API call that failed for good; the message names the call."""
+    """An API call that failed for good; the message names the call, ``code`` is the API's
+    error code (``not_found``, ``locked``, ``resource_unavailable`` …) when the API answered
+    with one, else None (a dropped connection, a timeout, our own verdict)."""
 
-    def __init__(self, call: str, detail: str) -> None:
+    def __init__(self, call: str, detail: str, code: str | None = None) -> None:
         super().__init__(f"{call} failed: {detail}")
         self.call = call
+        self._code = code
+
+    @property
+    def code(self) -> str | None:
+        if self._code is not None:
+            return self._code
+        cause = self.__cause__
+        return str(cause.code) if isinstance(cause, APIException) else None
+
+    @property
+    def api_message(self) -> str | None:
+        cause = self.__cause__
+        return str(cause.message) if isinstance(cause, APIException) else None
 
 
 @dataclass

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hcloud import APIException
 from hcloud.images import Image
 
 from . import log as logmod
@@ -78,7 +77,7 @@ def collect(cloud: Cloud, older_than: dt.timedelta, *, build_id: str | None = No
                 cloud.wait_action(f"delete {what}", action.id, 600)
             report.deleted.append(what)
         except CloudError as e:
-            if isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found":
+            if e.code == "not_found":
                 report.deleted.append(what)
             else:
                 report.failed.append(f"{what}: {e}")
@@ -91,7 +90,7 @@ def collect(cloud: Cloud, older_than: dt.timedelta, *, build_id: str | None = No
             try:
                 cloud.call(f"delete {what}", _deleter(client.ssh_keys.delete, k))
             except CloudError as e:
-                if not (isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found"):
+                if e.code != "not_found":
                     report.failed.append(f"{what}: {e}")
                     continue
         report.deleted.append(what + (" (dry run)" if dry_run else ""))
@@ -111,7 +110,7 @@ def collect(cloud: Cloud, older_than: dt.timedelta, *, build_id: str | None = No
                     _deleter(client.images.delete, Image(id=i.id)),
                 )
             except CloudError as e:
-                if not (isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found"):
+                if e.code != "not_found":
                     report.failed.append(f"{what}: {e}")
                     continue
         report.deleted.append(what + (" (dry run)" if dry_run else ""))

@@ -16,7 +16,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hcloud import APIException
 from hcloud.images import BoundImage, Image
 
 from . import log as logmod
@@ -120,7 +119,7 @@ def execute(cloud: Cloud, report: PruneReport, *, yes: bool) -> PruneReport:
             cloud.call(f"delete snapshot {d.image_id}", lambda i=d.image_id: cloud.client.images.delete(Image(id=i)))  # type: ignore[misc]
             d.outcome = "deleted"
         except CloudError as e:
-            if isinstance(e.__cause__, APIException) and e.__cause__.code == "not_found":
+            if e.code == "not_found":
                 d.outcome = "deleted"
             else:
                 d.outcome = f"failed: {e}"
