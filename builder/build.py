@@ -21,13 +21,13 @@ from typing import Any, TextIO
 
 import structlog
 from hcloud import APIException
+from hcloud.helpers.labels import LabelValidator
 from hcloud.images import BoundImage, Image
 from hcloud.locations import Location
 from hcloud.server_types import BoundServerType, ServerType
 from hcloud.servers import BoundServer, Server
 from hcloud.ssh_keys import BoundSSHKey, SSHKey
 
-from localcloud.labels import label_key_problem, label_value_problem  # Hetzner's label rules
 from provision.bootcheck import boot_checks
 from provision.options import RecipeContext
 from provision.plan import Plan, Step
@@ -328,9 +328,15 @@ class Build:
         )
         labels = {**self.snapshot_labels(), CAPH_LABEL: self.image_name}
         for key, value in labels.items():
-            problem = label_key_problem(key) or label_value_problem(key, value)
-            if problem:
-                raise PreflightError(f"label {key}={value!r} is invalid: {problem}")
+            # Hetzner's label rules, as the pinned SDK states them
+            ok, problem = LabelValidator.validate_verbose({key: value})
+            if len(value) > 63 or len(key.rpartition("/")[2]) > 63:
+                ok, problem = False, f"label {key} is longer than 63 characters (name or value)"
+            if not ok:
+                raise PreflightError(
+                    f"label {key}={value!r} is invalid: {problem} (keys: [prefix/]name, name and value at most "
+                    "63 characters, starting and ending alphanumeric, with [-_.a-zA-Z0-9] between)"
+                )
         if cfg.provision.uses_localcloud_mirror():
             try:
                 self.local_mirror = lookup_local_mirror(self.endpoint, self.versions, self.arch)

@@ -16,6 +16,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import log as logmod
 from .budget import RequestBudget
@@ -47,7 +48,10 @@ LogFormatOpt = Annotated[
 
 
 def _fail(code: int, message: str) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {logmod.scrub(message)}", highlight=False)
+    # The message is text, never markup: "[localcloud]" or a label value in brackets must print as is.
+    Console(stderr=True, soft_wrap=True).print(
+        Text.assemble(("error:", "red"), " ", logmod.scrub(message)), highlight=False
+    )
     return typer.Exit(code)
 
 
@@ -423,7 +427,7 @@ def manifests(
     snapshot_id = next(iter(resolved.values()), ref.snapshot_id)
     err = Console(stderr=True, soft_wrap=True)
     for note in rollout.notes:
-        err.print(f"note: {note}", highlight=False)
+        err.print(f"note: {note}", highlight=False, markup=False)
     if not sources:
         print("".join(t.text for t in rollout.templates), end="")
         err.print(f"snapshot id: {snapshot_id}\nHCLOUD_IMAGE={snapshot_id}  (cluster-autoscaler)", highlight=False)

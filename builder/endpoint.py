@@ -29,8 +29,12 @@ class Target:
     embedded: bool
 
 
-class MissingTokenError(ValueError):
-    pass
+class EndpointError(ValueError):
+    """The API cannot be reached as configured (no token, a malformed token, no localcloud
+    extra): bad input, exit 2, before any call."""
+
+
+MissingTokenError = EndpointError
 
 
 @contextlib.contextmanager
@@ -47,7 +51,13 @@ def target(config: ProjectConfig) -> Iterator[Target]:
             f"{'whitespace' if token[bad].isspace() else 'not printable ASCII'}): check how it was exported"
         )
     if config.endpoint == "localcloud" and not env_endpoint:
-        from localcloud.server import LocalCloud, Settings
+        try:
+            from localcloud.server import LocalCloud, Settings
+        except ImportError as e:
+            raise EndpointError(
+                f"endpoint 'localcloud' needs the localcloud extra ({e.name} is missing): "
+                "pip install 'capi-image[localcloud]' (make image PROJECT=local installs it)"
+            ) from e
 
         lc_cfg = config.localcloud
         settings = Settings(backend=lc_cfg.backend, state_dir=lc_cfg.state_dir, action_times=dict(lc_cfg.action_times))
