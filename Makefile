@@ -15,7 +15,7 @@ SYSTEM_TOOLS := qemu-system-x86_64 qemu-img mmdebstrap genisoimage debugfs mkfs.
 
 BUILD_ARGS ?=
 
-.PHONY: help setup system-deps python-deps base-image artifacts golden test lint format serve image bench gc images clean parity
+.PHONY: help setup system-deps python-deps base-image artifacts golden test lint format serve image bench gc images clean parity docs
 
 help:
 	@echo "make image PROJECT=NAME  build a node image (PROJECT=local: against localcloud, no account)"
@@ -28,6 +28,7 @@ help:
 	@echo "make images PROJECT=NAME list the snapshots capi-image built"
 	@echo "make bench               API requests and overhead vs a Packer-like client"
 	@echo "make golden              regenerate the golden plans after a deliberate recipe change"
+	@echo "make docs                regenerate docs/cli.md and docs/configuration-reference.md"
 	@echo "make parity              image-builder's own playbook vs this recipe on twin VMs (~30 min)"
 	@echo "make setup               system packages + virtualenv only"
 
@@ -83,6 +84,11 @@ $(PARITY_VENV)/.ansible-$(ANSIBLE_VERSION):
 # docs/parity-report.md, non-zero exit on an unexplained difference. Not part of `make test`.
 parity: setup base-image artifacts $(PARITY_VENV)/.ansible-$(ANSIBLE_VERSION)
 	$(PY) -m tests.parity --ansible-playbook $(PARITY_VENV)/bin/ansible-playbook
+
+# The generated references (docs/cli.md, docs/configuration-reference.md); tests/test_docs.py
+# fails when they are stale.
+docs: python-deps
+	$(PY) -m builder.docs --write
 
 format: python-deps
 	$(VENV)/bin/ruff check --fix .

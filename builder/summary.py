@@ -91,6 +91,6 @@ def markdown(paths: list[Path], *, title: str = "Node images") -> str:
         out += [
             "",
             "Update a cluster's manifests in place: "
-            "`capi-image manifests --from <build manifest> --cluster <dir>` (see README, rollout guide).",
+            "`capi-image manifests --from <build manifest> --cluster <dir>` (see docs/rollout.md).",
         ]
     return "\n".join(out) + "\n"

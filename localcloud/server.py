@@ -141,7 +141,7 @@ class LocalCloud:
 
 
 class AdminClient:
-    """A thin client for ``/__localcloud/`` (documented in README)."""
+    """A thin client for ``/__localcloud/`` (documented in docs/localcloud.md)."""
 
     def __init__(self, base_url: str) -> None:
         self.http = httpx.Client(base_url=f"{base_url}/__localcloud", timeout=30)
