@@ -149,12 +149,34 @@ def load_sources(paths: list[Path]) -> list[Source]:
     return sources
 
 
-def _get(node: Any, path: tuple[str, ...]) -> Any:
+def _get(node: Any, path: tuple[str | int, ...]) -> Any:
     for key in path:
-        if not isinstance(node, dict) or key not in node:
+        if isinstance(key, int):
+            if not isinstance(node, list) or key >= len(node):
+                return None
+        elif not isinstance(node, dict) or key not in node:
             return None
         node = node[key]
     return node
+
+
+def _class_ref_paths(doc: Any) -> list[tuple[str | int, ...]]:
+    """Where a ClusterClass names machine templates (v1beta1 ``ref``, v1beta2 ``templateRef``):
+    the control plane's machineInfrastructure and each machine deployment class's infrastructure."""
+    paths: list[tuple[str | int, ...]] = [
+        ("spec", "controlPlane", "machineInfrastructure", key) for key in ("ref", "templateRef")
+    ]
+    for i, _ in enumerate(_get(doc, ("spec", "workers", "machineDeployments")) or []):
+        for base in (("template", "infrastructure"), ("infrastructure",)):
+            paths += [("spec", "workers", "machineDeployments", i, *base, key) for key in ("ref", "templateRef")]
+    return paths
+
+
+def ref_paths(doc: Any) -> list[tuple[str | int, ...]]:
+    kind = str(_get(doc, ("kind",)))
+    if kind == "ClusterClass":
+        return _class_ref_paths(doc)
+    return list(REF_PATHS.get(kind, ()))
 
 
 def _meta(doc: Any, key: str) -> str | None:
@@ -172,11 +194,13 @@ class RefSite:
     api_version: str
     name: str
     namespace: str | None
-    path: tuple[str, ...]
+    path: tuple[str | int, ...]
     template: str
 
     @property
     def role(self) -> Role:
+        if self.kind == "ClusterClass":
+            return "control-plane" if "controlPlane" in self.path else "workers"
         return "control-plane" if self.kind == "KubeadmControlPlane" else "workers"
 
     @property
@@ -203,7 +227,7 @@ def find_refs(sources: list[Source]) -> list[RefSite]:
     for src in sources:
         for i, doc in enumerate(src.docs):
             kind = _get(doc, ("kind",))
-            for path in REF_PATHS.get(str(kind), ()):
+            for path in ref_paths(doc):
                 ref = _get(doc, path)
                 if isinstance(ref, dict) and ref.get("kind") == TEMPLATE_KIND and ref.get("name"):
                     refs.append(
@@ -355,7 +379,7 @@ class RefChange:
 
     @property
     def pointer(self) -> str:
-        return "/" + "/".join((*self.site.path, "name"))
+        return "/" + "/".join(str(p) for p in (*self.site.path, "name"))
 
 
 @dataclass
@@ -412,10 +436,22 @@ def fresh_templates(image: ImageRef, roles: tuple[Role, ...], cluster_name: str,
 def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...], server_type: str | None) -> Rollout:
     """New templates for every template the selected roles' refs name, and the ref changes."""
     rollout = Rollout(image, sources=sources)
-    refs = [r for r in find_refs(sources) if r.role in roles]
+    refs = []
+    for r in find_refs(sources):
+        if r.role not in roles:
+            continue
+        if r.kind == "ClusterClass":
+            variable = topo.patched_image_roles(r.source.docs[r.doc_index]).get(r.role)
+            if variable:
+                rollout.notes.append(
+                    f"ClusterClass {r.name}: {r.role} imageName comes from variable {variable}; "
+                    "rolled by setting it in the Clusters (pass their files), not by rotating the template"
+                )
+                continue
+        refs.append(r)
     for src in sources:
         for doc in src.docs:
-            for path in REF_PATHS.get(str(_get(doc, ("kind",))), ()):
+            for path in ref_paths(doc):
                 other = _get(doc, path)
                 if isinstance(other, dict) and other.get("kind") not in (None, TEMPLATE_KIND):
                     rollout.notes.append(

@@ -208,3 +208,21 @@ def insertion(lines: list[str], cluster: CommentedMap, var: str, rendered: str, 
     if isinstance(seq, CommentedSeq):  # "variables: []"
         raise TopologyEditError("spec.topology.variables is an empty flow list; add the variable by hand")
     return at, f"{pad}variables:{newline}{pad}- name: {var}{newline}{pad}  value: {rendered}{newline}"
+
+
+def patched_image_roles(cluster_class: Any) -> dict[Role, str]:
+    """The roles whose imageName a ClusterClass sets from a variable (role -> variable): for
+    them, rotating the class's templates changes nothing — the variable wins."""
+    out: dict[Role, str] = {}
+    for patch in _get(cluster_class, "spec", "patches") or []:
+        for definition in patch.get("definitions") or []:
+            match = _get(definition, "selector", "matchResources") or {}
+            for op in definition.get("jsonPatches") or []:
+                variable = _get(op, "valueFrom", "variable")
+                if str(op.get("path")) != IMAGE_PATH or not variable:
+                    continue
+                if match.get("controlPlane"):
+                    out.setdefault("control-plane", str(variable))
+                if match.get("machineDeploymentClass"):
+                    out.setdefault("workers", str(variable))
+    return out

@@ -490,3 +490,44 @@ def test_a_bare_metal_machine_deployment_is_skipped_with_a_note(built: Built, tm
     assert r.returncode == 0, r.stderr
     assert "MachineDeployment beta-bm" in r.stderr and "references HetznerBareMetalMachineTemplate" in r.stderr
     assert bare in path.read_text()
+
+
+def test_cluster_class_template_rotation(built: Built, tmp_path: Path) -> None:
+    """The other ClusterClass style: templates carry the image, so the class's templateRefs are
+    repointed at new templates (copied right after the old ones); re-running is a no-op."""
+    path = tmp_path / "rotation.yaml"
+    shutil.copy(CLUSTERS / "clusterclass-rotation.yaml", path)
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+    assert r.returncode == 0, r.stderr
+    after = docs(path.read_text())
+    cc = after[0]
+    cp_ref = cc["spec"]["controlPlane"]["machineInfrastructure"]["templateRef"]["name"]
+    md_ref = cc["spec"]["workers"]["machineDeployments"][0]["infrastructure"]["templateRef"]["name"]
+    assert cp_ref == new_template_name("rotated-cp", "ubuntu-24.04", built.name)
+    assert md_ref == new_template_name("rotated-workers", "ubuntu-24.04", built.name)
+    templates = {d["metadata"]["name"]: d for d in after if d["kind"] == "HCloudMachineTemplate"}
+    assert templates[cp_ref]["spec"]["template"]["spec"] == {"imageName": built.name, "type": "cpx32"}
+    assert {"rotated-cp", "rotated-workers"} <= set(templates)  # the old ones stay
+    assert "# the control plane's machines" in path.read_text()
+    assert assert_valid_templates(path.read_text()) == 4
+    text = path.read_text()
+    assert manifests(built, "--from", str(built.manifest), "--cluster", str(path)).returncode == 0
+    assert path.read_text() == text
+
+
+def test_a_class_that_patches_the_image_is_not_rotated(built: Built, tmp_path: Path) -> None:
+    path = tmp_path / "team.yaml"
+    text = (
+        (CLUSTERS / "topology-custom-class.yaml")
+        .read_text()
+        .replace(
+            "  patches:\n",
+            "  controlPlane:\n    machineInfrastructure:\n      templateRef:\n        apiVersion: "
+            "infrastructure.cluster.x-k8s.io/v1beta1\n        kind: HCloudMachineTemplate\n        name: team-cp\n  patches:\n",
+        )
+    )
+    path.write_text(text)
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path), "--role", "control-plane")
+    assert r.returncode == 0, r.stderr
+    assert "imageName comes from variable cpImage" in r.stderr
+    assert _values(docs(path.read_text())[1]) == {"variables/cpImage": built.name}
