@@ -15,12 +15,12 @@ variable not written in the Cluster (left at its default) is added explicitly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-Role = Literal["control-plane", "workers"]
-ROLES: tuple[Role, ...] = ("control-plane", "workers")
+from .model import ROLES, Role
+
 IMAGE_PATH = "/spec/template/spec/imageName"
 TYPE_PATH = "/spec/template/spec/type"
 # CAPH's quick-start ClusterClass (templates/cluster-templates/v1beta1/cluster-class.yaml)
@@ -39,7 +39,7 @@ class ClassVariables:
     source: str = "CAPH's quick-start ClusterClass (assumed: no ClusterClass among the inputs)"
 
 
-def _get(node: Any, *path: str) -> Any:
+def _dig(node: Any, *path: str) -> Any:
     for key in path:
         if not isinstance(node, dict) or key not in node:
             return None
@@ -51,19 +51,20 @@ def class_variables(docs: list[tuple[str, Any]], class_name: str | None) -> Clas
     """Read the variable names from a ClusterClass among ``docs`` ((file, doc) pairs) named
     ``class_name``; CAPH's names when there is none."""
     for where, doc in docs:
-        if _get(doc, "kind") != "ClusterClass" or (class_name and _get(doc, "metadata", "name") != class_name):
+        if _dig(doc, "kind") != "ClusterClass" or (class_name and _dig(doc, "metadata", "name") != class_name):
             continue
         out = ClassVariables(
-            names={"control-plane": {}, "workers": {}}, source=f"ClusterClass {_get(doc, 'metadata', 'name')} ({where})"
+            names={"control-plane": {}, "workers": {}},
+            source=f"ClusterClass {_dig(doc, 'metadata', 'name')} ({where})",
         )
-        for var in _get(doc, "spec", "variables") or []:
-            default = _get(var, "schema", "openAPIV3Schema", "default")
+        for var in _dig(doc, "spec", "variables") or []:
+            default = _dig(var, "schema", "openAPIV3Schema", "default")
             if default is not None:
                 out.defaults[str(var.get("name"))] = default
-        for patch in _get(doc, "spec", "patches") or []:
+        for patch in _dig(doc, "spec", "patches") or []:
             for definition in patch.get("definitions") or []:
-                match = _get(definition, "selector", "matchResources") or {}
-                if _get(definition, "selector", "kind") not in (None, "HCloudMachineTemplate"):
+                match = _dig(definition, "selector", "matchResources") or {}
+                if _dig(definition, "selector", "kind") not in (None, "HCloudMachineTemplate"):
                     continue
                 roles: list[Role] = []
                 if match.get("controlPlane"):
@@ -71,7 +72,7 @@ def class_variables(docs: list[tuple[str, Any]], class_name: str | None) -> Clas
                 if match.get("machineDeploymentClass"):
                     roles.append("workers")
                 for op in definition.get("jsonPatches") or []:
-                    variable = _get(op, "valueFrom", "variable")
+                    variable = _dig(op, "valueFrom", "variable")
                     if not variable:
                         continue
                     kind = {IMAGE_PATH: "image", TYPE_PATH: "type"}.get(str(op.get("path")))
@@ -106,7 +107,7 @@ def topology_clusters(docs: list[Any]) -> list[tuple[int, CommentedMap]]:
     return [
         (i, d)
         for i, d in enumerate(docs)
-        if _get(d, "kind") == "Cluster" and isinstance(_get(d, "spec", "topology"), dict)
+        if _dig(d, "kind") == "Cluster" and isinstance(_dig(d, "spec", "topology"), dict)
     ]
 
 
@@ -116,7 +117,7 @@ def _entries(seq: Any) -> list[Any]:
 
 def variable_sites(doc_index: int, cluster: Any, roles: tuple[Role, ...], names: ClassVariables) -> list[VarSite]:
     """Each place the selected roles' image variable is set, or is to be added (cluster level)."""
-    cname = _get(cluster, "metadata", "name") or "?"
+    cname = _dig(cluster, "metadata", "name") or "?"
     topology = cluster["spec"]["topology"]
     sites: list[VarSite] = []
     for role in roles:
@@ -132,8 +133,8 @@ def variable_sites(doc_index: int, cluster: Any, roles: tuple[Role, ...], names:
         )  # fmt: skip
         if role != "workers":
             continue
-        for m, md in enumerate(_entries(_get(topology, "workers", "machineDeployments"))):
-            overrides = _entries(_get(md, "variables", "overrides"))
+        for m, md in enumerate(_entries(_dig(topology, "workers", "machineDeployments"))):
+            overrides = _entries(_dig(md, "variables", "overrides"))
             for i, e in enumerate(overrides):
                 if isinstance(e, dict) and e.get("name") == var:
                     path = ("spec", "topology", "workers", "machineDeployments", m, "variables", "overrides")
@@ -160,8 +161,8 @@ def machine_types(cluster: Any, roles: tuple[Role, ...], names: ClassVariables) 
             if isinstance(v, str):
                 out[v] = f"variable {var}"
         if role == "workers":
-            for md in _entries(_get(topology, "workers", "machineDeployments")):
-                for e in _entries(_get(md, "variables", "overrides")):
+            for md in _entries(_dig(topology, "workers", "machineDeployments")):
+                for e in _entries(_dig(md, "variables", "overrides")):
                     if isinstance(e, dict) and e.get("name") == var and isinstance(e.get("value"), str):
                         out[e["value"]] = f"machineDeployment {md.get('name')} override {var}"
     return out
@@ -214,11 +215,11 @@ def patched_image_roles(cluster_class: Any) -> dict[Role, str]:
     """The roles whose imageName a ClusterClass sets from a variable (role -> variable): for
     them, rotating the class's templates changes nothing — the variable wins."""
     out: dict[Role, str] = {}
-    for patch in _get(cluster_class, "spec", "patches") or []:
+    for patch in _dig(cluster_class, "spec", "patches") or []:
         for definition in patch.get("definitions") or []:
-            match = _get(definition, "selector", "matchResources") or {}
+            match = _dig(definition, "selector", "matchResources") or {}
             for op in definition.get("jsonPatches") or []:
-                variable = _get(op, "valueFrom", "variable")
+                variable = _dig(op, "valueFrom", "variable")
                 if str(op.get("path")) != IMAGE_PATH or not variable:
                     continue
                 if match.get("controlPlane"):

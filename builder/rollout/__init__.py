@@ -1,0 +1,1 @@
+"""``capi-image manifests``, in pieces: see ``builder/manifests.py``."""
