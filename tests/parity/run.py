@@ -197,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--report-only", action="store_true", help="no VMs: compare the states an earlier run left in --workdir again"
     )
+    ap.add_argument(
+        "--only",
+        choices=["upstream", "ours"],
+        help="run one side into --workdir (the other's state already there, e.g. after a failed run)",
+    )
     args = ap.parse_args(argv)
     if args.report_only:
         if args.workdir is None:
@@ -232,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         login = KeyPair.generate()
         key = client.ssh_keys.create(name="parity", public_key=login.public_openssh)
         servers: dict[str, Any] = {}
-        hosts = {role: KeyPair.generate() for role in ("upstream", "ours")}
+        hosts = {role: KeyPair.generate() for role in ("upstream", "ours") if args.only in (None, role)}
         results: dict[str, Any] = {}
         errors: dict[str, BaseException] = {}
         try:
@@ -251,9 +256,9 @@ def main(argv: list[str] | None = None) -> int:
             for role, s in servers.items():
                 wait_for(f"{role} server running", lambda s=s: client.servers.get_by_id(s.id).status == "running", 600)
                 ips[role] = str(client.servers.get_by_id(s.id).public_net.ipv4.ip)
-            up = Upstream(work, ips["upstream"], login, hosts["upstream"])
 
             def do_upstream() -> None:
+                up = Upstream(work, ips["upstream"], login, hosts["upstream"])
                 try:
                     up.connect(900)
                     results["upstream"] = up.run(
@@ -279,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                 except BaseException as e:  # reported after both threads end
                     errors["ours"] = e
 
-            threads = [threading.Thread(target=do_upstream), threading.Thread(target=do_ours)]
+            sides = {"upstream": do_upstream, "ours": do_ours}
+            threads = [threading.Thread(target=fn) for role, fn in sides.items() if role in hosts]
             for t in threads:
                 t.start()
             for t in threads:

@@ -19,7 +19,7 @@ dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' | awk '$3 ~ /^[ih
 echo '=== enabled'
 find /etc/systemd/system -mindepth 2 -maxdepth 2 -type l \( -path '*.wants/*' -o -path '*.requires/*' \) -printf '%f\n' | sort -u
 echo '=== active'
-for d in /sys/fs/cgroup/system.slice/*.service; do [ -s "$d/cgroup.procs" ] && basename "$d"; done
+for d in /sys/fs/cgroup/system.slice/*.service; do [ -n "$(cat "$d/cgroup.procs" 2>/dev/null)" ] && basename "$d"; done; true
 echo '=== sysctl'
 sysctl -a 2>/dev/null | sed 's/\t/ /g'
 echo '=== modules'
