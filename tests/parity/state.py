@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass, field
 
 COLLECT = r"""
+# Read-only and best effort: a missing file or a failing pipeline must not end the script
+# (the build's SSH session runs commands under bash -euo pipefail).
+set +e +o pipefail
 export LC_ALL=C
 echo '=== packages'
 dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' | awk '$3 ~ /^[ih]i/ {print $1, $2}'
