@@ -299,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{role} failed: {e!r}")
     if errors:
         return 1
+    if args.only:
+        # one side only: the other's state is (or will be) in the work dir; compare with --report-only
+        log(f"{args.only} side saved in {work}; compare with --report-only --workdir {work}")
+        return 0
     return write_report(work, args.report, started)
 
 
