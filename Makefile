@@ -118,7 +118,7 @@ BENCH_DEPS := python-deps
 endif
 
 bench: $(BENCH_DEPS)
-	$(PY) -m builder.bench $(BENCH_ARGS)
+	$(PY) -m builder.ops.bench $(BENCH_ARGS)
 
 serve: base-image artifacts
 	$(PY) -m localcloud serve --backend qemu --state-dir .state/localcloud

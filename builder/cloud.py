@@ -9,6 +9,7 @@ something first looks the resource up by its ``build-id`` label before re-sendin
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from . import log as logmod
 from .budget import RequestBudget
 from .budget import install as install_budget
-from .config import Retry
+from .config import ProjectConfig, Retry
+from .errors import CloudError
 
 T = TypeVar("T")
 log = logmod.get("capi-image.cloud")
@@ -41,29 +43,6 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, APIException):
         return f"{exc.code}: {exc.message}"
     return f"{type(exc).__name__}: {exc}"
-
-
-class CloudError(RuntimeError):
-    """An API call that failed for good; the message names the call, ``code`` is the API's
-    error code (``not_found``, ``locked``, ``resource_unavailable`` …) when the API answered
-    with one, else None (a dropped connection, a timeout, our own verdict)."""
-
-    def __init__(self, call: str, detail: str, code: str | None = None) -> None:
-        super().__init__(f"{call} failed: {detail}")
-        self.call = call
-        self._code = code
-
-    @property
-    def code(self) -> str | None:
-        if self._code is not None:
-            return self._code
-        cause = self.__cause__
-        return str(cause.code) if isinstance(cause, APIException) else None
-
-    @property
-    def api_message(self) -> str | None:
-        cause = self.__cause__
-        return str(cause.message) if isinstance(cause, APIException) else None
 
 
 @dataclass
@@ -93,7 +72,7 @@ def make_client(
     )
     # hcloud-python 2.x keeps its retry loop and session on the private ClientBase; we pin the
     # version and test that both still work this way
-    # (tests/test_builder_resilience.py::test_sdk_retries_are_off_and_requests_are_counted).
+    # (tests/builder/test_builder_resilience.py::test_sdk_retries_are_off_and_requests_are_counted).
     base = client._client
     base._retry_max_retries = 0
     counter = RequestCounter()
@@ -103,6 +82,20 @@ def make_client(
     # A dropped connection surfaces as ChunkedEncodingError or ConnectionError: never retried
     # by requests itself either.
     return client, counter
+
+
+def connect(
+    config: ProjectConfig,
+    token: str,
+    endpoint: str,
+    *,
+    budget: RequestBudget | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Cloud:
+    """The one way the tool sets up its API client: the project's retries and polling, a
+    request counter, and the shared budget when given."""
+    client, counter = make_client(token, endpoint, budget=budget)
+    return Cloud(client, counter, config.retry, poll_initial=config.polling.initial, sleep=sleep)
 
 
 class Cloud:
@@ -154,46 +147,62 @@ class Cloud:
                             return found
                     return fn()
         except APIException as e:
-            raise CloudError(name, describe(e)) from e
+            raise CloudError(name, describe(e), code=str(e.code), api_message=str(e.message)) from e
         except (requests.RequestException, OSError) as e:
             raise CloudError(name, describe(e)) from e
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ waiting
-    def wait_action(self, name: str, action_id: int, deadline: float, *, cap: float = 30.0) -> dict[str, Any]:
-        """Wait for an action, sleeping until its progress says it should be done.
+    def wait_action(
+        self,
+        name: str,
+        action_id: int,
+        deadline: float,
+        *,
+        cap: float = 30.0,
+        started: float | None = None,
+        first_look: float | None = None,
+    ) -> dict[str, Any]:
+        """Wait for an action with as few looks as it takes to notice its end in time.
 
-        Hetzner reports ``progress`` for running actions; the time left is estimated from it, so
-        a 180 s snapshot costs a handful of requests instead of one per second, and the build
-        notices completion within a fraction of a second of the estimate.
-        Returns the final action (``status`` success or error).
+        Hetzner reports a running action's ``progress`` in whole percent. Seen at ``e`` seconds
+        after the action started (``started``: when its create call answered), progress ``p``
+        bounds the action's duration D (progress linear in time): 100·e/(p+1) < D ≤ 100·e/p.
+        The next look is at min(upper bound, lower bound + allowed lag), where the allowed lag is
+        max(2 % of the duration, ``6 * poll_initial`` — 3 s by default): the end is noticed
+        within that, and a 180 s snapshot costs three looks, a 20 s create two (instead of one
+        look per second). ``cap`` bounds one sleep, for progress that is not linear. An action
+        that runs past its upper bound (overrunning: progress sits at 99 %) is looked at with
+        exponential backoff, up to ``cap``. Returns the final action (``status`` success or error).
         """
+        t0 = time.monotonic() if started is None else started
         end = time.monotonic() + deadline
-        start = time.monotonic()
+        lower, upper = 0.0, math.inf
         backoff = self.poll_initial
-        last_progress: int | None = None
+        wake = t0 + (4 * self.poll_initial if first_look is None else first_look)
+        floor = 6 * self.poll_initial
         while True:
+            now = time.monotonic()
+            if wake > now:
+                self.sleep(min(wake, end) - now)
             action = self.call(f"{name} (wait)", lambda: self.client.actions.get_by_id(action_id))
             if action.status != "running":
                 return {"status": action.status, "error": action.error, "command": action.command}
             now = time.monotonic()
             if now >= end:
                 raise CloudError(name, f"action {action_id} still running after {deadline:.0f}s")
-            elapsed = now - start
-            progress = action.progress or 0
-            if 0 < progress < 100 and elapsed > 0.2 and progress != last_progress:
-                # Progress is a whole percent: the true value lies in [p, p+1). Sleeping until
-                # the earliest completion that allows (linear progress) never overshoots by
-                # more than the margin, and each look narrows the estimate.
-                delay = elapsed * 100 / (progress + 1) - elapsed + 0.1
-                backoff = self.poll_initial
-            else:
-                # No progress yet, or none since the last look (an action overrunning its estimate
-                # sits at 99 %): back off, or the estimate above would poll several times a second.
-                delay = backoff
+            e, p = now - t0, int(action.progress or 0)
+            if p >= 99 or now - t0 > upper + floor:
+                wake = now + backoff  # overrunning its estimate: back off
                 backoff = min(backoff * 2, cap)
-            last_progress = progress
-            self.sleep(max(0.2, min(delay, cap, end - now)))
+                continue
+            lower = max(lower, 100 * e / (p + 1))
+            if p > 0:
+                upper = min(upper, 100 * e / p)
+            allowed = max(0.02 * lower, floor)
+            # A margin for the request's own latency: the action started before its create
+            # call answered, so ``e`` is a little short.
+            wake = min(t0 + min(upper, lower + allowed) + 0.1, now + cap)
 
     def poll(self, name: str, check: Callable[[], T | None], deadline: float, *, cap: float = 10.0) -> T:
         """Call ``check`` with exponential backoff until it returns something."""

@@ -15,6 +15,8 @@ from provision.options import RecipeOptions
 from provision.profiles import PROFILES, Profile
 from provision.recipe import RECIPES
 
+from .errors import InputError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = Path(os.environ.get("CAPI_IMAGE_CONFIG_DIR", REPO_ROOT / "config"))
 
@@ -38,7 +40,7 @@ RESERVED_LABELS = frozenset(
 DEFAULT_IMAGE_NAME = "cluster-api-{build_name}-{kubernetes_semver}-{build_timestamp}"
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """Bad input: a clear message, raised before any API call."""
 
 
@@ -49,9 +51,15 @@ class Strict(BaseModel):
 class LocalCloudConfig(Strict):
     """The embedded localcloud started for this project (``endpoint: localcloud``)."""
 
-    backend: Literal["qemu", "stub"] = "qemu"
-    state_dir: Path = Path(".state/localcloud")
-    action_times: dict[str, float] = Field(default_factory=dict)
+    backend: Literal["qemu", "stub"] = Field(
+        "qemu", description="qemu: real VMs (TCG); stub: an SSH server that answers every command (lifecycle only)"
+    )
+    state_dir: Path = Field(
+        Path(".state/localcloud"), description="disks, consoles and state of the embedded localcloud"
+    )
+    action_times: dict[str, float] = Field(
+        default_factory=dict, description="modelled seconds per action (create_server, create_image, …)"
+    )
 
 
 class Timeouts(Strict):
@@ -71,9 +79,9 @@ class Timeouts(Strict):
 class Retry(Strict):
     """Retries of transient API errors (rate limit, 5xx, conflict, locked, dropped connection)."""
 
-    attempts: int = Field(8, ge=1)
-    initial_wait: float = Field(1.0, gt=0)
-    max_wait: float = Field(30.0, gt=0)
+    attempts: int = Field(8, ge=1, description="tries per API call, the first included")
+    initial_wait: float = Field(1.0, gt=0, description="seconds before the first retry (exponential, jittered)")
+    max_wait: float = Field(30.0, gt=0, description="longest wait between retries")
 
 
 class Polling(Strict):
@@ -94,7 +102,7 @@ class Matrix(Strict):
 
     versions: list[Path] = Field(default_factory=list, description="image-builder var files (Kubernetes versions)")
     os: list[str] = Field(default_factory=list, description="OS profiles")
-    architecture: list[Literal["x86", "arm"]] = Field(default_factory=list)
+    architecture: list[Literal["x86", "arm"]] = Field(default_factory=list, description="architectures")
     server_types: dict[Literal["x86", "arm"], str] = Field(
         default_factory=dict, description="build server type per architecture (default: server_type)"
     )
@@ -113,9 +121,9 @@ class ApiBudget(Strict):
     """The project's API request budget (Hetzner: 3600/hour, +1/s), shared by all builds of a
     process; ``reserve`` is left to everyone else in the project (CAPH, other jobs)."""
 
-    limit: int = Field(3600, ge=1)
-    per_second: float = Field(1.0, gt=0)
-    reserve: int = Field(300, ge=0)
+    limit: int = Field(3600, ge=1, description="requests the bucket holds (Hetzner: 3600 per project)")
+    per_second: float = Field(1.0, gt=0, description="refill rate (Hetzner: one request per second)")
+    reserve: int = Field(300, ge=0, description="requests never used by builds: left to CAPH and other jobs")
 
     @model_validator(mode="after")
     def _room(self) -> ApiBudget:
@@ -125,14 +133,16 @@ class ApiBudget(Strict):
 
 
 class ProjectConfig(Strict):
-    name: str
+    name: str = Field(description="the project name: labels, manifests, gc and prune scope")
     endpoint: str | None = Field(
         None, description="API base URL; 'localcloud' starts the embedded one; default: Hetzner (or HCLOUD_ENDPOINT)"
     )
-    localcloud: LocalCloudConfig = Field(default_factory=LocalCloudConfig)
-    token_env: str = "HCLOUD_TOKEN"
-    location: str
-    server_type: str
+    localcloud: LocalCloudConfig = Field(
+        default_factory=LocalCloudConfig, description="the embedded localcloud (endpoint: localcloud)"
+    )
+    token_env: str = Field("HCLOUD_TOKEN", description="environment variable holding the API token")
+    location: str = Field(description="where the build server runs, e.g. fsn1")
+    server_type: str = Field(description="the build server's type, e.g. cpx22 (x86) or cax21 (arm)")
     fallback_locations: list[str] = Field(
         default_factory=list,
         description="locations to try in order when `location` has no capacity for the server type "
@@ -142,24 +152,35 @@ class ProjectConfig(Strict):
         default_factory=list,
         description="server types to try after `server_type` on the same errors (other architectures are skipped)",
     )
-    architecture: Literal["x86", "arm"] | None = None
+    architecture: Literal["x86", "arm"] | None = Field(
+        None, description="checked against the server type's; default: the server type's"
+    )
     os: str = Field(description="OS profile: " + ", ".join(PROFILES))
     image: str | None = Field(
         None,
         description="image to boot: a system image name, or an image ID (a snapshot to build on); default: the profile's",
     )
-    versions: Path = Path("vars/k8s-1.31.json")
-    image_name: str = DEFAULT_IMAGE_NAME
-    labels: dict[str, str] = Field(default_factory=dict)
+    versions: Path = Field(
+        Path("vars/k8s-1.31.json"),
+        description="image-builder var file (Kubernetes, containerd, … versions), relative to config/",
+    )
+    image_name: str = Field(
+        DEFAULT_IMAGE_NAME,
+        description="the caph-image-name value; fields: {build_name} {kubernetes_semver} {kubernetes_series} {build_timestamp} "
+        "{os} {arch} {timestamp} {date} {build_id} {project}",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="extra snapshot labels; prune only looks at images carrying them"
+    )
     recipe: str = Field("full", description="full (image-builder's node recipe) or minimal (provenance + sysprep)")
-    provision: RecipeOptions = Field(default_factory=RecipeOptions)
+    provision: RecipeOptions = Field(default_factory=RecipeOptions, description="recipe options (see below)")
     boot_test: bool = Field(True, description="boot the snapshot once before publishing it")
-    timeouts: Timeouts = Field(default_factory=Timeouts)
-    retry: Retry = Field(default_factory=Retry)
-    polling: Polling = Field(default_factory=Polling)
-    retention: Retention = Field(default_factory=Retention)
-    matrix: Matrix | None = None
-    api_budget: ApiBudget = Field(default_factory=ApiBudget)
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="deadlines (see below)")
+    retry: Retry = Field(default_factory=Retry, description="retries of transient API errors")
+    polling: Polling = Field(default_factory=Polling, description="polling of what is not done yet")
+    retention: Retention = Field(default_factory=Retention, description="what prune keeps")
+    matrix: Matrix | None = Field(None, description="build --matrix: several images from this project")
+    api_budget: ApiBudget = Field(default_factory=ApiBudget, description="the API request budget")
 
     @field_validator("os")
     @classmethod

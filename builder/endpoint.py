@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from . import log as logmod
 from .config import ProjectConfig
+from .errors import InputError
 
 HETZNER = "https://api.hetzner.cloud/v1"
 # A localcloud accepts any token unless told otherwise. Random, not a fixed word: every token is
@@ -29,7 +30,7 @@ class Target:
     embedded: bool
 
 
-class EndpointError(ValueError):
+class EndpointError(InputError):
     """The API cannot be reached as configured (no token, a malformed token, no localcloud
     extra): bad input, exit 2, before any call."""
 

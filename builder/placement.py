@@ -16,6 +16,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import InputError
+
 # What POST /servers answers when a location has no room for a type (OpenAPI: 412, 422).
 CAPACITY_CODES = frozenset({"resource_unavailable", "placement_error"})
 
@@ -37,17 +39,26 @@ class Placements:
     excluded: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     tried: list[dict[str, str]] = field(default_factory=list)  # refused creates, in order
+    index: int = 0  # of the candidate the next create uses
+
+    @property
+    def current(self) -> Candidate:
+        return self.candidates[self.index]
 
     def refused(self, candidate: Candidate, code: str, message: str) -> Candidate | None:
-        """Record a refused create; the next candidate, or None when none is left."""
+        """Record a refused create; move on to the next candidate and return it, or None when
+        none is left."""
         self.tried.append(
             {"server_type": candidate.server_type, "location": candidate.location, "error": f"{code}: {message}"}
         )
         i = self.candidates.index(candidate)
-        return self.candidates[i + 1] if i + 1 < len(self.candidates) else None
+        if i + 1 >= len(self.candidates):
+            return None
+        self.index = i + 1
+        return self.current
 
 
-class NoPlacementError(ValueError):
+class NoPlacementError(InputError):
     """No server type x location of the project can take the build (said before any cost)."""
 
 

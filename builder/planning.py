@@ -15,7 +15,7 @@ from provision.options import RecipeContext, Secrets
 from provision.plan import Check, Plan, Put, Run
 from provision.recipe import build_plan
 from provision.steps.mirrors import MirrorCredentialsError
-from provision.versions import Versions, load_versions
+from provision.versions import Versions, VersionsError, load_versions
 
 from . import __version__
 from . import log as logmod
@@ -103,8 +103,11 @@ def plan_document(
 ) -> dict[str, Any]:
     """The resolved recipe as data — steps, versions, URLs, checksums, rendered files — without
     any API call or network access (``capi-image plan``, and the golden plans the tests pin).
-    Raises VersionsError or ConfigError on bad input."""
-    versions = load_versions(config.versions_path())
+    Raises ConfigError on bad input (a var file's included)."""
+    try:
+        versions = load_versions(config.versions_path())
+    except VersionsError as e:
+        raise ConfigError(str(e)) from e
     # No API call: the architecture comes from the config or the server type's family.
     arch = config.architecture or ("arm" if config.server_type.startswith("cax") else "x86")
     ctx = recipe_context(config, versions, build_id=build_id, started=started, arch=arch, env=env, for_plan=True)
@@ -132,3 +135,22 @@ def plan_document(
         "steps": steps,
     }
     return logmod.scrub(doc)  # type: ignore[no-any-return]
+
+
+def plan_text(doc: dict[str, Any]) -> str:
+    """``capi-image plan``'s text rendering of ``plan_document``: steps, commands, files, checks."""
+    out = [
+        f"# project {doc['project']}: recipe {doc['recipe']}, {doc['os']} ({doc['architecture']}) from {doc['base_image']}"
+    ]
+    out += [f"#   {k} = {v}" for k, v in doc["versions"].items()]
+    for step in doc["steps"]:
+        out.append(f"\n## step {step['name']}: {step['description']}")
+        for op in step["operations"]:
+            if "run" in op:
+                env = f"  [env: {', '.join(op['env'])}]" if op["env"] else ""
+                out.append(f"$ {op['run']}{env}")
+            elif "file" in op:
+                out += [f"--- file {op['file']} (mode {op['mode']})", op["content"].rstrip("\n"), "---"]
+            else:
+                out.append(f"? {op['check']}: {op['command']}  => {op['expect']} {op['value']}".rstrip())
+    return "\n".join(out) + "\n"

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .build import PHASES
+from .pipeline import PHASES
 
 
 class PhaseDisplay:

@@ -16,22 +16,17 @@ from typing import Any
 
 import fabric
 import paramiko
-from invoke.exceptions import UnexpectedExit
+from invoke.exceptions import CommandTimedOut, ThreadException, UnexpectedExit
 
 from provision.plan import Check, Plan, Put, Run, Step
 
 from . import log as logmod
+from .errors import ProvisionError
 from .keys import KeyPair
 
 log = logmod.get("capi-image.ssh")
 # Refused connections while a guest boots are expected; paramiko would log each as an ERROR.
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
-
-
-class ProvisionError(RuntimeError):
-    def __init__(self, step: str, message: str) -> None:
-        super().__init__(f"step '{step}': {message}")
-        self.step = step
 
 
 class _LineLogger(io.TextIOBase):
@@ -75,6 +70,7 @@ class Session:
     port: int = 22
     connect_timeout: float = 15
     timings: list[StepTiming] = field(default_factory=list)
+    round_trips: int = 0  # commands and file writes sent over SSH
     conn: fabric.Connection | None = None
 
     def _connection(self) -> fabric.Connection:
@@ -136,6 +132,7 @@ class Session:
         if env:
             exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
             script = exports + command
+        self.round_trips += 1
         try:
             result = self.conn.run(
                 f"bash --norc --noprofile -euo pipefail -c {shlex.quote(script)}",
@@ -148,10 +145,8 @@ class Session:
             result = e.result
         except (TimeoutError, OSError, EOFError, paramiko.SSHException) as e:
             raise ProvisionError(step, f"SSH connection to {self.host} dropped: {type(e).__name__}: {e}") from e
-        except Exception as e:  # invoke wraps thread failures (a dead channel) in ThreadException
-            if type(e).__name__ in ("ThreadException", "CommandTimedOut"):
-                raise ProvisionError(step, f"SSH connection to {self.host} failed: {e}") from e
-            raise
+        except (ThreadException, CommandTimedOut) as e:  # invoke wraps a dead channel's thread failure
+            raise ProvisionError(step, f"SSH connection to {self.host} failed: {e}") from e
         finally:
             out.flush()
             err.flush()
@@ -176,6 +171,7 @@ class Session:
         tmp = shlex.quote(op.path + ".capi-image.tmp")
         cmd = f'mkdir -p "$(dirname {path})" && cat > {tmp} && chmod {op.mode:o} {tmp} && mv -f {tmp} {path}'
         try:
+            self.round_trips += 1
             chan = transport.open_session(timeout=self.connect_timeout)
             chan.exec_command(cmd)
             chan.sendall(op.content)

@@ -47,13 +47,20 @@ class Artifacts(Strict):
             "asked for in preflight. A URL set below wins over the mirror."
         ),
     )
-    containerd_url: str | None = None
-    runc_url: str | None = None
-    cni_url: str | None = None
-    crictl_url: str | None = None
-    kubernetes_http_source: str | None = None
-    kubernetes_deb_repo: str = "https://pkgs.k8s.io/core:/stable:/{series}/deb/"
-    github_releases: str = "https://github.com"
+    containerd_url: str | None = Field(None, description="base URL of containerd release tarballs (default: GitHub)")
+    runc_url: str | None = Field(None, description="base URL of runc release binaries (default: GitHub)")
+    cni_url: str | None = Field(
+        None, description="base URL of CNI plugin tarballs (default: the var file's kubernetes_cni_http_source)"
+    )
+    crictl_url: str | None = Field(None, description="base URL of crictl tarballs (default: the var file's)")
+    kubernetes_http_source: str | None = Field(
+        None, description="base URL of kubelet/kubeadm/kubectl for the http source type (default: the var file's)"
+    )
+    kubernetes_deb_repo: str = Field(
+        "https://pkgs.k8s.io/core:/stable:/{series}/deb/",
+        description="apt repository for the pkg source type ({series}: v1.31); a var file's own wins unless set here",
+    )
+    github_releases: str = Field("https://github.com", description="GitHub base for release downloads")
     sha256: dict[str, str] = Field(default_factory=dict, description="file name -> pinned sha256")
 
     @field_validator("mirror")
@@ -80,10 +87,12 @@ class RegistryMirror(Strict):
         ),
     )
     url_env: str | None = Field(None, description="or: the environment variable holding it (a CI secret)")
-    project_pattern: str = "proxy-{registry}"
-    registries: list[str] = Field(default_factory=lambda: list(DEFAULT_REGISTRIES))
-    username_env: str | None = None
-    password_env: str | None = None
+    project_pattern: str = Field("proxy-{registry}", description="Harbor project per upstream registry")
+    registries: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_REGISTRIES), description="upstream registries mirrored (hosts.toml each)"
+    )
+    username_env: str | None = Field(None, description="environment variable with the pull user (pre-pull only)")
+    password_env: str | None = Field(None, description="environment variable with its password (never logged)")
     bake_credentials: bool = Field(False, description="explicit opt-in: credentials end up in the image")
 
     @field_validator("url")
@@ -122,16 +131,16 @@ class RecipeOptions(Strict):
         description="security updates (Ubuntu: default apt_mirror, else ubuntu_security_repo; "
         "Debian: default Debian's security archive)",
     )
-    dist_upgrade: bool = True
-    artifacts: Artifacts = Field(default_factory=Artifacts)
-    registry_mirror: RegistryMirror | None = None
+    dist_upgrade: bool = Field(True, description="apt-get dist-upgrade before installing, as image-builder")
+    artifacts: Artifacts = Field(default_factory=Artifacts, description="where downloads come from (see below)")
+    registry_mirror: RegistryMirror | None = Field(None, description="a Harbor proxy-cache for containerd")
     scripts: list[Path] = Field(
         default_factory=list, description="custom scripts run as root before sysprep, relative to config/"
     )
     scripts_outside_config: bool = Field(
         False, description="explicit opt-in: allow scripts outside the config directory (absolute paths)"
     )
-    image_pull: bool = True
+    image_pull: bool = Field(True, description="pre-pull the Kubernetes images with kubeadm, as image-builder")
 
     def uses_localcloud_mirror(self) -> bool:
         return self.artifacts.mirror == LOCALCLOUD or (

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.build import Build, BuildResult
 from builder.cloud import Cloud, make_client
 from builder.config import REPO_ROOT, ProjectConfig, Retry, Timeouts
-from localcloud.server import LocalCloud, Settings
+from builder.pipeline import Build, BuildResult
+from localcloud.server import LocalCloud
+
+from .localclouds import opened_localclouds
 
 # Builds against the stub backend: short modelled actions, instant stand-in commands.
 BUILD_TIMES = {
@@ -27,8 +31,11 @@ FAST_TIMEOUTS = Timeouts(api_action=20, ssh=20, cloud_init=20, shutdown=2, snaps
 VERSIONS = REPO_ROOT / "config/vars/k8s-1.31.json"
 
 
-def stub_cloud(**times: float) -> LocalCloud:
-    return LocalCloud(Settings(backend="stub", action_times={**BUILD_TIMES, **times}, record_exchanges=True))
+@contextlib.contextmanager
+def stub_cloud(**times: float) -> Iterator[LocalCloud]:
+    """A stub localcloud for one block, checked against the OpenAPI document at its end."""
+    with opened_localclouds() as clouds:
+        yield clouds.start(action_times={**BUILD_TIMES, **times})
 
 
 def project(endpoint: str, **overrides: Any) -> ProjectConfig:

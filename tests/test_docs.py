@@ -98,6 +98,22 @@ def test_configuration_fields_named_exist() -> None:
     assert not undocumented, f"fields missing from docs/configuration.md: {undocumented}"
 
 
+def test_every_configuration_field_is_described() -> None:
+    """The generated reference is only as good as the models' descriptions."""
+    missing = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            if not field.description:
+                missing.append(f"{prefix}{name}")
+            for t in (field.annotation, *getattr(field.annotation, "__args__", ())):
+                if isinstance(t, type) and issubclass(t, BaseModel):
+                    walk(t, f"{prefix}{name}.")
+
+    walk(ProjectConfig, "")
+    assert not missing, f"fields without a description (Field(description=...)): {missing}"
+
+
 REPO_PATH = re.compile(r"^(?:\.ci|builder|provision|localcloud|tests|config|docs)/[\w./*-]*$")
 
 

@@ -1,1 +1,1 @@
-"""``capi-image manifests``, in pieces: see ``builder/manifests.py``."""
+"""``capi-image manifests``, in pieces: see ``builder/ops/manifests.py``."""

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..errors import InputError
+
 TEMPLATE_KIND = "HCloudMachineTemplate"
 INFRA_API_VERSION = "infrastructure.cluster.x-k8s.io/v1beta1"
 Role = Literal["control-plane", "workers"]
@@ -26,7 +28,7 @@ PLAIN_END = re.compile(r"[\s,}\]#]")
 DNS_BAD = re.compile(r"[^a-z0-9.-]+")
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """The manifests cannot be produced as asked; nothing was written."""
 
 

@@ -42,7 +42,7 @@ IGNORE: list[Rule] = [
 
 OWN_TEXT = (
     "same settings in this project's own text (upstream's files are not copied: comments, order, "
-    "markers differ; tests/test_upstream_parity.py compares what they mean)"
+    "markers differ; tests/provision/test_upstream_parity.py compares what they mean)"
 )
 HTTP_PATH = "upstream's http source path writes kubelet's unit files itself; this recipe's own text, same directives"
 

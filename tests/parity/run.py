@@ -28,10 +28,11 @@ from hcloud.locations import Location
 from hcloud.server_types import ServerType
 
 from builder.config import load_project
+from builder.errors import ProvisionError
 from builder.keys import KeyPair, host_key_user_data
 from builder.localmirror import lookup as lookup_local_mirror
 from builder.planning import recipe_context, render
-from builder.ssh import ProvisionError, Session
+from builder.ssh import Session
 from localcloud.artifacts import populate_mirror
 from localcloud.paths import default_cache_dir
 from localcloud.server import LocalCloud, Settings
@@ -102,8 +103,20 @@ class Upstream:
         inventory.write_text(
             f"upstream ansible_host={self.ip} ansible_user=root ansible_ssh_private_key_file={self.key}\n"
         )
+        # Every ssh/sftp/scp Ansible starts is one round trip over the control master: counted by
+        # wrappers, for the provisioning comparison (make bench's figures).
+        counts = self.work / "ssh-invocations"
+        wrappers = self.work / "bin"
+        wrappers.mkdir(exist_ok=True)
+        for tool in ("ssh", "sftp", "scp"):
+            w = wrappers / tool
+            w.write_text(f'#!/bin/sh\necho {tool} >> {counts}\nexec /usr/bin/{tool} "$@"\n')
+            w.chmod(0o755)
         env = {
             **os.environ,
+            "ANSIBLE_SSH_EXECUTABLE": str(wrappers / "ssh"),
+            "ANSIBLE_SFTP_EXECUTABLE": str(wrappers / "sftp"),
+            "ANSIBLE_SCP_EXECUTABLE": str(wrappers / "scp"),
             "ANSIBLE_SSH_ARGS": " ".join([*self.ssh_opts, "-o", "ControlMaster=auto", "-o", "ControlPersist=6h"]),
             "ANSIBLE_SSH_CONTROL_PATH": str(self.sock),
             "ANSIBLE_ROLES_PATH": str(extras_dir / "roles"),
@@ -117,13 +130,17 @@ class Upstream:
                 ansible_playbook, REFERENCE, playbook, str(inventory), common, extra, self.work / "extra-vars.json"
             )
             log(f"upstream: {playbook}")
+            counts.write_text("")
             started = time.monotonic()
             out = self.work / f"ansible-{playbook}.json"
             with out.open("w") as f:
                 r = subprocess.run(
                     cmd, env={**env, "ANSIBLE_STDOUT_CALLBACK": "json"}, stdout=f, stderr=subprocess.PIPE, text=True
                 )
-            results[playbook] = {"seconds": round(time.monotonic() - started), "rc": r.returncode, "json": out}
+            trips = len(counts.read_text().splitlines())
+            results[playbook] = {
+                "seconds": round(time.monotonic() - started), "rc": r.returncode, "json": out, "ssh_round_trips": trips,
+            }  # fmt: skip
             if r.returncode != 0:
                 raise RuntimeError(f"upstream {playbook} failed (rc={r.returncode}); see {out}\n{r.stderr[-2000:]}")
         return results
@@ -159,6 +176,7 @@ def run_ours(ip: str, login: KeyPair, host: KeyPair, mirror_url: str) -> tuple[s
             verify_error = str(e)  # the machine is still worth comparing; the report says so
         info = {
             "seconds": round(time.monotonic() - started),
+            "ssh_round_trips": session.round_trips,
             "steps": {t.name: round(t.seconds) for t in session.timings},
             "verify_error": verify_error,
         }
@@ -321,6 +339,12 @@ def write_report(work: Path, report_path: Path, started: dt.datetime | None) -> 
         f"var file `{config.versions}`). Upstream's `node.yml`: {len(tasks['ran'])} tasks ran, {tasks['skipped']} skipped, "
         f"{upstream_run['node.yml']['seconds']} s; this recipe {ours_run['seconds']} s "
         f"(steps: {', '.join(f'{k} {v}' for k, v in ours_run['steps'].items())}); both builds at the same time.\n"
+        + (
+            f"\nSSH round trips (commands and file transfers): upstream's `node.yml` "
+            f"{upstream_run['node.yml']['ssh_round_trips']}, this recipe {ours_run['ssh_round_trips']}.\n"
+            if "ssh_round_trips" in upstream_run["node.yml"] and "ssh_round_trips" in ours_run
+            else ""
+        )
         + (f"\nThis recipe's verify failed: {ours_run['verify_error']}\n" if ours_run["verify_error"] else "")
         + "\nIgnored as volatile or test-bed only (not differences of the recipes): "
         + "; ".join(sorted({r.reason for r in IGNORE}))

@@ -1,0 +1,96 @@
+"""Which images the files given to ``prune --in-use`` name, and where.
+
+A false "in use" costs a few GB of snapshot storage; a false "unused" costs an outage (CAPH's
+next scale-up or remediation fails with ImageNotFound). So this does not look for
+``imageName`` keys only: every string anywhere counts — topology variables
+(``hcloudWorkerMachineImageName``), per-machine-deployment overrides, Helm-like values, env
+values such as ``HCLOUD_IMAGE``, MachineSets and Machines, comments, shell and ``.env`` files —
+and so does every word inside a string (``HCLOUD_IMAGE=k8s-…``, ``--image 1234``).
+
+Each file is parsed as YAML (JSON too) to say *where* a name stands (``spec.topology.variables[1].value``);
+every file, parsable or not (a Helm template is not YAML), is also read line by line as a net.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from ..errors import InputError
+
+# Words as image names and ids are spelled: label values (alphanumerics and . _ -).
+WORD = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+MAX_FILE_BYTES = 16 * 1024 * 1024
+YAML_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class InUseInputError(InputError):
+    """A --in-use path that cannot be read or parsed."""
+
+
+@dataclass
+class References:
+    """word -> where it was first found ("file: yaml.path" or "file:line")."""
+
+    where: dict[str, str] = field(default_factory=dict)
+    unparsed: list[str] = field(default_factory=list)  # files read only line by line
+
+    def find(self, *values: str) -> str | None:
+        for v in values:
+            if v in self.where:
+                return self.where[v]
+        return None
+
+    def add(self, text: str, where: str) -> None:
+        self.where.setdefault(text, where)
+        for word in WORD.findall(text):
+            self.where.setdefault(word, where)
+
+
+def _walk(node: Any, path: str, refs: References, file: str) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _walk(key, path, refs, file)  # a name can be a key (a map of images to notes)
+            _walk(value, f"{path}.{key}" if path else str(key), refs, file)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _walk(item, f"{path}[{i}]", refs, file)
+    elif isinstance(node, str | int) and not isinstance(node, bool):
+        refs.add(str(node), f"{file}: {path or '(document)'}")
+
+
+def _files(p: Path) -> list[Path]:
+    if p.is_file():
+        return [p]
+    return sorted(
+        f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".git") for part in f.relative_to(p).parts)
+    )
+
+
+def scan(paths: list[Path]) -> References:
+    refs = References()
+    for p in paths:
+        if not p.exists():
+            raise InUseInputError(f"--in-use {p} does not exist")
+        for f in _files(p):
+            if f.stat().st_size > MAX_FILE_BYTES:
+                raise InUseInputError(f"--in-use {f} is larger than {MAX_FILE_BYTES // 2**20} MiB: name the manifests")
+            data = f.read_bytes()
+            if b"\0" in data:
+                continue  # binary: no manifest
+            text = data.decode(errors="replace")
+            if f.suffix in YAML_SUFFIXES:
+                try:
+                    for n, doc in enumerate(YAML(typ="safe").load_all(text)):
+                        _walk(doc, "", refs, f"{f}" + (f" (document {n + 1})" if n else ""))
+                except YAMLError:
+                    refs.unparsed.append(str(f))
+            for lineno, line in enumerate(text.splitlines(), 1):
+                for word in WORD.findall(line):
+                    refs.where.setdefault(word, f"{f}:{lineno}")
+    return refs

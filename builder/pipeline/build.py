@@ -1,0 +1,342 @@
+"""One image build, from preflight to a published snapshot, leak-proof on every exit path.
+
+The phases are ``STEPS`` below, in order, each a method of ``Build``; ``cleanup`` always runs
+after them (``pipeline/cleanup.py``). What a phase creates goes through ``builder.resources``
+and is tracked the moment the API names it; everything created carries ``created-by=capi-image``
+and ``build-id=<id>``, so a retry, the cleanup and ``capi-image gc`` find it by label even if
+the process lost track of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import structlog
+
+from provision.bootcheck import boot_checks
+from provision.plan import Step
+
+from .. import log as logmod
+from ..caph import CAPH_LABEL
+from ..cloud import Cloud
+from ..config import ProjectConfig
+from ..errors import CleanupIncompleteError, CloudError, ProvisionError
+from ..interrupts import SignalGuard, StopSignal
+from ..keys import KeyPair, host_key_user_data
+from ..placement import Placements
+from ..resources import CREATED_BY, Resources
+from ..ssh import Session
+from . import record
+from .cleanup import KeepForDebugging, Tracked, clean_up, controlling_terminal
+from .connect import connect, console_hint
+from .preflight import ImageSpec, Preflight, caph_matches
+from .record import BuildResult, Measurements
+
+log = logmod.get("capi-image.build")
+
+
+def new_build_id() -> str:
+    return secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    run: Callable[[Build], None]
+    when: Callable[[Build], bool] = lambda _b: True
+
+
+class Build:
+    def __init__(
+        self,
+        config: ProjectConfig,
+        cloud: Cloud,
+        *,
+        endpoint: str,
+        build_id: str | None = None,
+        keep_on_failure: bool = False,
+        manifest_path: Path | None = None,
+        guard: SignalGuard | None = None,
+        boot_test: bool | None = None,
+        on_phase: Callable[[str, str], None] | None = None,
+        stop: StopSignal | None = None,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        terminal: Callable[[], TextIO | None] | None = None,
+    ) -> None:
+        self.config = config
+        self.cloud = cloud
+        self.endpoint = endpoint
+        self.build_id = build_id or new_build_id()
+        self.keep_on_failure = keep_on_failure
+        self.manifest_path = manifest_path or Path("dist") / f"build-{self.build_id}.json"
+        self.guard = guard or SignalGuard()
+        self.on_phase = on_phase or (lambda _phase, _state: None)
+        self.stop = stop
+        self.started = now().replace(microsecond=0)
+        self.terminal = terminal or controlling_terminal
+        self.boot_test_enabled = config.boot_test if boot_test is None else boot_test
+        self.res = Resources(cloud, config.timeouts, {"created-by": CREATED_BY, "build-id": self.build_id})
+        self.tracked = Tracked()
+        self.measured = Measurements()
+        self.login_key = KeyPair.generate()
+        self.host_key = KeyPair.generate()
+        self.spec: ImageSpec | None = None  # set by preflight
+        self.placements: Placements | None = None
+        self.session: Session | None = None
+        self.build_identity = ("", "")  # machine-id, cloud-init instance-id of the build server
+        self.kept_server_hint: str | None = None
+        self._created_at: dict[str, float] = {}  # role -> monotonic time of the create call
+        self.log = log.bind(build_id=self.build_id)
+
+    @property
+    def resource_name(self) -> str:
+        return f"capi-image-{self.build_id}"
+
+    @property
+    def image(self) -> ImageSpec:
+        assert self.spec is not None, "preflight has not run"
+        return self.spec
+
+    # ------------------------------------------------------------------ the run
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        if self.stop is not None:
+            self.stop.check(self.guard)
+        self.log.info("phase.start", phase=name)
+        self.on_phase(name, "start")
+        t0 = time.monotonic()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            self.measured.phases[name] = round(time.monotonic() - t0, 3)
+            self.log.info("phase.end", phase=name, ok=ok, seconds=self.measured.phases[name])
+            self.on_phase(name, "done" if ok else "failed")
+
+    def run(self) -> BuildResult:
+        """Build, publish, clean up. Raises on failure (after cleanup); returns the result."""
+        structlog.contextvars.bind_contextvars(build_id=self.build_id)
+        failure: BaseException | None = None
+        result = BuildResult(self.build_id, ok=False)
+        cfg = self.config
+        self.log.info(
+            "build.start", project=cfg.name, os=cfg.os, server_type=cfg.server_type, location=cfg.location,
+            endpoint=self.endpoint,
+        )  # fmt: skip
+        try:
+            for step in STEPS:
+                if step.when(self):
+                    with self.phase(step.name):
+                        step.run(self)
+            result.ok = True
+        except BaseException as e:
+            failure = e
+            result.error = logmod.scrub(str(e))
+            self.log.error("build.failed", error=result.error, kind=type(e).__name__)
+        finally:
+            cleanup_error: BaseException | None = None
+            with self.guard.shield():
+                try:
+                    with self.phase("cleanup"):
+                        self.cleanup(failed=failure is not None)
+                except BaseException as e:  # never mask the build's own failure
+                    cleanup_error = e
+                    self.log.error("cleanup.incomplete", error=logmod.scrub(str(e)))
+                if self.tracked.published and self.spec is not None:
+                    result.image_id, result.image_name = self.tracked.image_id, self.spec.name
+                result.labels = self.image.published_labels if result.ok else {}
+                result.manifest = self.write_manifest(result, cleanup_error)
+            structlog.contextvars.unbind_contextvars("build_id")
+        if cleanup_error is not None:
+            # Leftovers outrank the build's own failure: the caller must hear "run gc".
+            detail = f"{result.error}; then cleanup: {cleanup_error}" if failure is not None else str(cleanup_error)
+            raise CleanupIncompleteError(detail) from cleanup_error
+        if failure is not None:
+            raise failure
+        self.log.info("build.done", image_id=result.image_id, caph_image_name=result.image_name)
+        return result
+
+    # ------------------------------------------------------------------ phases
+    def preflight(self) -> None:
+        """Everything checked before money is spent; see pipeline/preflight.py."""
+        found = Preflight(
+            self.config, self.cloud, endpoint=self.endpoint, build_id=self.build_id, started=self.started
+        ).run(dict(self.res.labels))
+        for warning in found.warnings:
+            self.log.warning("preflight.deprecation", note=warning)
+        self.spec, self.placements = found.spec, found.placements
+        self.log.info(
+            "preflight.ok", image_name=self.spec.name, base_image=self.spec.base_image_id, arch=self.spec.architecture
+        )
+
+    def create_ssh_key(self) -> None:
+        self.tracked.ssh_key_id = self.res.upload_key("build", self.resource_name, self.login_key)
+
+    def create_server(self) -> None:
+        assert self.tracked.ssh_key_id is not None
+        self.tracked.server_ip = self._launch(
+            "build", self.resource_name, self.image.base_image_id, self.tracked.ssh_key_id, self.host_key
+        )
+
+    def wait_for_ssh(self) -> None:
+        assert self.tracked.server_ip is not None
+        self.session = self._connect(
+            self.tracked.server_ip, self.login_key, self.host_key, "build", self.tracked.server_id
+        )
+
+    def provision(self) -> None:
+        assert self.session is not None
+        # Remembered so the boot test can tell a new machine from a copy of this one.
+        _, ident = self.session.probe(
+            "cat /etc/machine-id 2>/dev/null; echo; cat /var/lib/cloud/data/instance-id 2>/dev/null; echo",
+            step="identity",
+        )
+        lines = [*ident.splitlines(), "", ""]
+        self.build_identity = (lines[0].strip(), lines[1].strip())
+        self.measured.steps = self.session.run_plan(self.image.plan, timeout=self.config.timeouts.step)
+        used = self.session.run("df -B1 --output=used / | tail -n 1", step="measure").strip()
+        self.measured.root_used_bytes = int(used) if used.isdigit() else None
+
+    def shutdown(self) -> None:
+        assert self.tracked.server_id is not None
+        if self.session is not None:
+            self.session.close()
+        self.res.shut_down(self.tracked.server_id)
+
+    def snapshot(self) -> None:
+        assert self.tracked.server_id is not None
+
+        def track(image_id: int) -> None:
+            self.tracked.image_id = image_id
+
+        img = self.res.snapshot(
+            self.tracked.server_id, description=self.image.name, labels=dict(self.image.labels), track=track
+        )
+        self.measured.image_size_gb = img.image_size
+
+    def boot_test(self) -> None:
+        """Boot a server from the snapshot with a fresh key and host key, check it is a new
+        machine in the state a node needs, delete it. A failure fails the build: the snapshot
+        is never published."""
+        assert self.tracked.image_id is not None
+        login, host = KeyPair.generate(), KeyPair.generate()
+        name = f"{self.resource_name}-boot"
+        self.tracked.boot_key_id = self.res.upload_key("boot-test", name, login)
+        ip = self._launch("boot-test", name, self.tracked.image_id, self.tracked.boot_key_id, host)
+        session = self._connect(ip, login, host, "boot-test", self.tracked.boot_server_id)
+        try:
+            checks = boot_checks(
+                self.image.recipe,
+                self.config.recipe,
+                build_machine_id=self.build_identity[0],
+                build_instance_id=self.build_identity[1],
+                host_key_blob=host.public_openssh.split()[1],
+            )
+            try:
+                session.run_step(
+                    Step("boot-test", "a server booted from the snapshot is a new, healthy node", tuple(checks)),
+                    timeout=120,
+                )
+            except ProvisionError as e:
+                raise ProvisionError("boot-test", f"{e}{self._console_hint(self.tracked.boot_server_id)}") from e
+        finally:
+            session.close()
+        assert self.tracked.boot_server_id is not None and self.tracked.boot_key_id is not None
+        self.res.delete_server(self.tracked.boot_server_id)
+        self.tracked.boot_server_id = None
+        self.res.delete_key(self.tracked.boot_key_id)
+        self.tracked.boot_key_id = None
+
+    def publish(self) -> None:
+        """Only now does the snapshot get the label CAPH resolves: CAPH does not look at image
+        status, so a labelled snapshot still `creating` could be picked up too early."""
+        assert self.tracked.image_id is not None
+        spec = self.image
+        clash = caph_matches(self.cloud, spec.name, spec.architecture, exclude=self.tracked.image_id, by_name=False)
+        if clash:
+            raise CloudError("publish", f"{CAPH_LABEL} '{spec.name}' appeared on image(s) {clash} meanwhile")
+        published = self.res.relabel(self.tracked.image_id, labels=spec.published_labels, description=spec.name)
+        self.tracked.published = True
+        self.measured.image_size_gb = published.image_size or self.measured.image_size_gb
+        self.log.info("snapshot.published", image_id=self.tracked.image_id, caph_image_name=spec.name)
+
+    def cleanup(self, *, failed: bool) -> None:
+        if self.session is not None:
+            self.session.close()
+        keep = None
+        if self.keep_on_failure:
+            keep = KeepForDebugging(
+                self.manifest_path.parent / f"{self.build_id}-debug", self.login_key, self.build_id, self.terminal
+            )
+        self.kept_server_hint = clean_up(self.res, self.tracked, failed=failed, build_id=self.build_id, keep=keep)
+
+    # ------------------------------------------------------------------ helpers
+    def _launch(self, role: str, name: str, image_id: int, key_id: int, host: KeyPair) -> str:
+        assert self.placements is not None
+
+        def track(sid: int) -> None:
+            if role == "build":
+                self.tracked.server_id = sid
+            else:
+                self.tracked.boot_server_id = sid
+
+        self._created_at[role] = time.monotonic()
+        _, ip = self.res.launch(
+            role, name, image_id=image_id, key_id=key_id, user_data=host_key_user_data(host),
+            placements=self.placements, track=track,
+        )  # fmt: skip
+        return ip
+
+    def _connect(self, ip: str, login: KeyPair, host: KeyPair, role: str, server_id: int | None) -> Session:
+        def answered() -> None:
+            created = self._created_at.get(role)
+            if created is not None:  # seconds from the create call until SSH answered
+                self.measured.ssh_ready_seconds[role] = round(time.monotonic() - created, 1)
+            seconds = self.measured.ssh_ready_seconds.get(role)
+            self.log.info("ssh.connected", ip=ip, role=role, seconds_since_create=seconds)
+
+        hint = self._console_hint(server_id)
+        return connect(self.cloud, self.config.timeouts, ip, login, host, hint=hint, answered=answered)
+
+    def _console_hint(self, server_id: int | None) -> str:
+        if self.config.endpoint != "localcloud" or server_id is None:
+            return ""
+        return console_hint(self.endpoint, self.config.localcloud.state_dir, server_id)
+
+    def write_manifest(self, result: BuildResult, cleanup_error: BaseException | None) -> dict[str, object]:
+        if self.session is not None:
+            self.measured.steps = list(self.session.timings)
+        manifest = record.manifest_document(
+            config=self.config, build_id=self.build_id, started=self.started, result=result,
+            cleanup_error=cleanup_error, spec=self.spec, placements=self.placements, measured=self.measured,
+            counter=self.cloud.counter, architecture=self.config.architecture or "x86",
+        )  # fmt: skip
+        record.write(self.manifest_path, manifest)
+        self.log.info("manifest.written", path=str(self.manifest_path))
+        return manifest
+
+
+# The build, in order: name (the log's and manifest's phase) -> what it does. Cleanup follows,
+# always (Build.run).
+STEPS: tuple[Phase, ...] = (
+    Phase("preflight", Build.preflight),
+    Phase("ssh-key", Build.create_ssh_key),
+    Phase("server", Build.create_server),
+    Phase("ssh", Build.wait_for_ssh),
+    Phase("provision", Build.provision),
+    Phase("shutdown", Build.shutdown),
+    Phase("snapshot", Build.snapshot),
+    Phase("boot-test", Build.boot_test, when=lambda b: b.boot_test_enabled),
+    Phase("publish", Build.publish),
+)
+PHASES: tuple[str, ...] = (*(p.name for p in STEPS), "cleanup")
+
+__all__ = ["PHASES", "STEPS", "Build", "BuildResult", "Phase", "new_build_id"]

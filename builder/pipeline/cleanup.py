@@ -1,0 +1,128 @@
+"""Cleanup, which runs after every build: delete what it created, found by id and, as a net, by label.
+
+A resource is done only when the API says it is gone. A label search that could not run proves
+nothing: it is reported (the build exits 3, "run gc"), never taken as "nothing there".
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from .. import log as logmod
+from ..errors import CleanupIncompleteError, CloudError
+from ..keys import KeyPair
+from ..resources import Resources
+
+log = logmod.get("capi-image.cleanup")
+
+
+@dataclass
+class Tracked:
+    """The ids of what the build created, as soon as the API gave them."""
+
+    ssh_key_id: int | None = None
+    server_id: int | None = None
+    server_ip: str | None = None
+    image_id: int | None = None
+    published: bool = False
+    boot_server_id: int | None = None
+    boot_key_id: int | None = None
+
+
+def controlling_terminal() -> TextIO | None:
+    """The process's terminal for writing (where a secret may be shown), or None."""
+    try:
+        return open("/dev/tty", "w")
+    except OSError:
+        return None
+
+
+@dataclass
+class KeepForDebugging:
+    """--keep-on-failure: where the key goes and how its passphrase is shown."""
+
+    directory: Path
+    login_key: KeyPair
+    build_id: str
+    terminal: Callable[[], TextIO | None] = controlling_terminal
+
+    def keep(self, server_ids: list[int], ip: str | None) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        passphrase = secrets.token_urlsafe(12)
+        key_file = self.directory / "id_ed25519"
+        key_file.write_text(self.login_key.private_openssh(passphrase.encode()))
+        key_file.chmod(0o600)
+        hint = (
+            f"kept server(s) {server_ids} for debugging.\n"
+            f"  ssh -i {key_file} root@{ip or '<server ip>'}   (key passphrase: {{passphrase}})\n"
+            f"  delete later: capi-image gc --build-id {self.build_id} --older-than 0s"
+        )
+        # The passphrase goes to the controlling terminal only, never to stdout or a log a CI
+        # system keeps; without a terminal the key stays locked (gc still deletes the server).
+        tty = self.terminal()
+        if tty is not None:
+            with tty:
+                print(hint.format(passphrase=passphrase), file=tty, flush=True)
+            shown = hint.format(passphrase="shown on the terminal only")
+        else:
+            shown = hint.format(passphrase="not shown: no terminal")
+        print(shown, flush=True)
+        log.warning("server.kept", server_ids=server_ids, key_file=str(key_file))
+        return shown
+
+
+def clean_up(
+    res: Resources, tracked: Tracked, *, failed: bool, build_id: str, keep: KeepForDebugging | None = None
+) -> str | None:
+    """Delete what the build created; return the kept-server hint when servers were kept.
+    Raises CleanupIncompleteError naming everything not deleted or not verified."""
+    problems: list[str] = []
+    res.settle()
+    # The label search is a net for what a failed or retried call may have created; a clean
+    # run knows all its ids.
+    search = res.attempted_create and (failed or res.cloud.retries > 0)
+
+    def ids(tracked_ids: tuple[int | None, ...], kind: str) -> list[int]:
+        found = {t for t in tracked_ids if t}
+        if search:
+            try:
+                found |= set(res.find(kind))
+            except CloudError as e:
+                problems.append(f"find {kind} by label failed ({e}), so more may be left")
+        return sorted(found)
+
+    hint = None
+    server_ids = ids((tracked.server_id, tracked.boot_server_id), "servers")
+    if failed and keep is not None and server_ids:
+        hint = keep.keep(server_ids, tracked.server_ip)
+    else:
+        for sid in server_ids:
+            try:
+                res.delete_server(sid)
+            except (CloudError, TimeoutError) as e:
+                problems.append(f"server {sid}: {e}")
+    for kid in ids((tracked.ssh_key_id, tracked.boot_key_id), "SSH keys"):
+        try:
+            res.delete_key(kid)
+        except CloudError as e:
+            problems.append(f"SSH key {kid}: {e}")
+    if not tracked.published:
+        for iid in ids((tracked.image_id,), "snapshots"):
+            try:
+                res.delete_image(iid)
+            except (CloudError, TimeoutError) as e:
+                problems.append(f"snapshot {iid}: {e}")
+    if problems:
+        raise CleanupIncompleteError(
+            "could not delete or could not verify: "
+            + "; ".join(problems)
+            + f" — run `capi-image gc` (label build-id={build_id})"
+        )
+    return hint
+
+
+__all__ = ["KeepForDebugging", "Tracked", "clean_up", "controlling_terminal"]

@@ -1,0 +1,99 @@
+"""The build manifest: one JSON file per build, written on every exit path, secrets scrubbed.
+
+``capi-image manifests --from``, ``summary``, the bench and CI read it; docs/commands.md lists
+its fields.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from .. import log as logmod
+from ..cloud import RequestCounter
+from ..config import ProjectConfig
+from ..placement import Placements
+from ..ssh import StepTiming
+from .preflight import ImageSpec
+
+
+@dataclass
+class BuildResult:
+    build_id: str
+    ok: bool
+    image_id: int | None = None
+    image_name: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Measurements:
+    """What the build measured along the way, for the manifest and the bench."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    # Seconds from the create call until SSH answered, per server role: a snapshot that boots
+    # much slower than its base image delays every node CAPH creates from it.
+    ssh_ready_seconds: dict[str, float] = field(default_factory=dict)
+    root_used_bytes: int | None = None
+    image_size_gb: float | None = None
+    steps: list[StepTiming] = field(default_factory=list)
+
+
+def manifest_document(
+    *,
+    config: ProjectConfig,
+    build_id: str,
+    started: dt.datetime,
+    result: BuildResult,
+    cleanup_error: BaseException | None,
+    spec: ImageSpec | None,
+    placements: Placements | None,
+    measured: Measurements,
+    counter: RequestCounter,
+    architecture: str,
+) -> dict[str, Any]:
+    mirror = spec.local_mirror if spec else None
+    current = placements.current if placements else None
+    manifest: dict[str, Any] = {
+        "result": "success" if result.ok else "failure",
+        "error": result.error,
+        "cleanup": "complete" if cleanup_error is None else f"incomplete: {logmod.scrub(str(cleanup_error))}",
+        "build_id": build_id,
+        "project": config.name,
+        "tool_version": __version__,
+        "started": started.isoformat(),
+        "snapshot_id": result.image_id,
+        "description": spec.name if result.ok and spec else None,
+        "caph_image_name": result.image_name,
+        "labels": result.labels,
+        "image_size_gb": measured.image_size_gb,
+        "root_used_bytes": measured.root_used_bytes,
+        "versions": spec.versions.model_dump() if spec else None,
+        "os": config.os,
+        "architecture": spec.architecture if spec else architecture,
+        "server_type": current.server_type if current else config.server_type,
+        "location": current.location if current else config.location,
+        "placement": {"tried": placements.tried, "warnings": placements.warnings} if placements else None,
+        "base_image": config.base_image,
+        "phases": measured.phases,
+        "ssh_ready_seconds": measured.ssh_ready_seconds,
+        "local_mirror": {"url": mirror.guest_url, "standins": list(mirror.standins)} if mirror else None,
+        "steps": [{"name": t.name, "seconds": t.seconds, "ok": t.ok} for t in measured.steps],
+        "api_requests": counter.total,
+        "api_requests_by_call": dict(sorted(counter.by_call.items())),
+    }
+    return logmod.scrub(manifest)  # type: ignore[no-any-return]
+
+
+def write(path: Path, manifest: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+__all__ = ["BuildResult", "Measurements", "manifest_document", "write"]

@@ -1,0 +1,108 @@
+"""Seeded chaos: random fault rules (1-3 per build, on every call, of every kind) over many
+builds on a stub localcloud, with the invariants that must hold whatever happens: no
+unexpected exception (no traceback), no duplicate snapshot, nothing left behind unless the build
+exits 3 (cleanup incomplete), exit 3 naming what may be left, and the manifest agreeing.
+
+The seed is printed with each failure: ``CHAOS_SEED=<n> pytest tests/builder/test_builder_chaos.py``
+replays one build; ``CHAOS_BUILDS`` sets how many (default 64)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder.cloud import Cloud, make_client
+from builder.config import ConfigError
+from builder.errors import CleanupIncompleteError, CloudError, ProvisionError
+from builder.ops.gc import collect
+from builder.pipeline import PreflightError
+from localcloud.server import LocalCloud
+
+from ..buildkit import BUILD_TIMES, FAST_RETRY, NO_LEAKS, leftovers, project, run_build, snapshots
+from ..localclouds import LocalClouds
+from .test_builder_faults import CALLS
+
+# Every path a build calls, plus the label searches of cleanup.
+PATHS = [(m, p) for _, m, p in CALLS] + [
+    ("GET", r"^/v1/servers$"),
+    ("GET", r"^/v1/ssh_keys$"),
+    ("DELETE", r"^/v1/images/\d+$"),
+]
+# Every kind of fault localcloud can inject, with the parameters that make it bite.
+KINDS: list[dict[str, Any]] = [
+    {"code": "rate_limit_exceeded"},
+    {"status": 429, "bare": True},
+    {"code": "unavailable"},
+    {"code": "server_error"},
+    {"code": "conflict"},
+    {"code": "locked"},
+    {"code": "invalid_input"},
+    {"code": "not_found"},
+    {"code": "resource_unavailable"},
+    {"code": "placement_error"},
+    {"kind": "drop"},
+    {"kind": "drop_after"},
+    {"kind": "action_error"},
+    {"kind": "action_error", "effect": True},
+    {"kind": "delay", "seconds": 0.3},
+    {"kind": "delay_answer", "seconds": 0.3},
+]
+EXPECTED = (CloudError, TimeoutError, CleanupIncompleteError, PreflightError, ProvisionError, ConfigError)
+BUILDS = int(os.environ.get("CHAOS_BUILDS", "64"))
+SEEDS = [int(os.environ["CHAOS_SEED"])] if "CHAOS_SEED" in os.environ else list(range(BUILDS))
+
+
+def rules_for(seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(rng.randint(1, 3)):
+        method, path = rng.choice(PATHS)
+        spec = dict(rng.choice(KINDS))
+        out.append(
+            {"method": method, "path": path, "nth": rng.randint(1, 3), "times": rng.choice([1, 1, 2, 0]), **spec}
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def lc(module_localclouds: LocalClouds) -> LocalCloud:
+    return module_localclouds.start(action_times=BUILD_TIMES)
+
+
+def _collect_everything(lc: LocalCloud) -> None:
+    client, counter = make_client("test-token", lc.endpoint)
+    collect(Cloud(client, counter, FAST_RETRY), dt.timedelta(0))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_chaos(lc: LocalCloud, tmp_path: Path, seed: int) -> None:
+    lc.admin().reset()
+    rules = rules_for(seed)
+    for rule in rules:
+        lc.admin().add_fault(**rule)
+    out = run_build(lc, project(lc.endpoint, fallback_locations=["nbg1"]), tmp_path)
+    time.sleep(0.4)  # a delayed request lands after the client gave up; look once it has
+    lc.admin().clear_faults()
+    left = leftovers(lc)
+    snaps = snapshots(lc)
+    where = f"seed {seed}, rules {rules}: {type(out.error).__name__}: {out.error}"
+    assert out.error is None or isinstance(out.error, EXPECTED), where
+    assert len(snaps) <= 1, f"duplicate snapshots: {where}"
+    incomplete = isinstance(out.error, CleanupIncompleteError)
+    if left != NO_LEAKS:
+        assert incomplete, f"left {left} without exit 3: {where}"
+    if incomplete:
+        message = str(out.error)
+        assert "capi-image gc" in message and "could not delete or could not verify" in message, where
+    if out.error is None:
+        assert out.manifest["result"] == "success" and len(snaps) == 1 and left == NO_LEAKS, where
+    if out.manifest:
+        assert out.manifest["cleanup"].startswith("incomplete") == incomplete, where
+    _collect_everything(lc)
+    assert leftovers(lc) == NO_LEAKS, f"gc did not collect everything: {where}"

@@ -1,0 +1,213 @@
+"""Every API call of a build x every kind of fault: transient ones are absorbed, the others fail
+the build with a message naming the call, and nothing is ever leaked or duplicated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder.cloud import Cloud, make_client
+from builder.errors import CleanupIncompleteError, CloudError
+from builder.ops.gc import collect
+from localcloud.server import LocalCloud
+
+from ..buildkit import BUILD_TIMES, FAST_RETRY, NO_LEAKS, leftovers, project, run_build, snapshots
+from ..localclouds import LocalClouds
+
+# (name in error messages, method, path regex) for every call a build makes. Not here: the
+# location look-up (only when no server type offers the location) and the image look-up after
+# create_image (only when its action failed): a build that succeeds makes neither.
+CALLS: list[tuple[str, str, str]] = [
+    ("look up server type", "GET", r"^/v1/server_types$"),
+    ("look up image", "GET", r"^/v1/images$"),
+    ("create SSH key", "POST", r"^/v1/ssh_keys$"),
+    ("create server", "POST", r"^/v1/servers$"),
+    ("wait for an action", "GET", r"^/v1/actions/\d+$"),
+    ("get server", "GET", r"^/v1/servers/\d+$"),
+    ("shutdown server", "POST", r"/actions/shutdown$"),
+    ("create image", "POST", r"/actions/create_image$"),
+    ("publish image", "PUT", r"^/v1/images/\d+$"),
+    ("delete server", "DELETE", r"^/v1/servers/\d+$"),
+    ("delete SSH key", "DELETE", r"^/v1/ssh_keys/\d+$"),
+]
+
+TRANSIENT: dict[str, dict[str, Any]] = {
+    "429": {"code": "rate_limit_exceeded"},
+    "429-bare": {"status": 429, "bare": True},
+    "503": {"code": "unavailable"},
+    "500": {"code": "server_error"},
+    "409": {"code": "conflict"},
+    "423": {"code": "locked"},
+    "drop": {"kind": "drop"},
+}
+
+# Calls that create an action, and what the build does when that action ends in error.
+ACTION_ERRORS: list[tuple[str, str, str, str | None]] = [
+    ("create server", "POST", r"^/v1/servers$", "create server"),
+    ("shutdown server", "POST", r"/actions/shutdown$", None),  # falls back to poweroff
+    ("create image", "POST", r"/actions/create_image$", "create image"),
+    ("delete server", "DELETE", r"^/v1/servers/\d+$", None),  # cleanup asks again
+]
+
+
+@pytest.fixture
+def lc(localclouds: LocalClouds) -> LocalCloud:
+    return localclouds.start(action_times=BUILD_TIMES)
+
+
+def _check_no_leaks_no_duplicates(lc: LocalCloud, succeeded: bool) -> None:
+    assert leftovers(lc) == NO_LEAKS
+    assert len(snapshots(lc)) == (1 if succeeded else 0)
+
+
+@pytest.mark.parametrize("fault", list(TRANSIENT))
+@pytest.mark.parametrize(("call", "method", "path"), CALLS, ids=[c[0] for c in CALLS])
+def test_transient_fault_is_absorbed(
+    lc: LocalCloud, tmp_path: Path, call: str, method: str, path: str, fault: str
+) -> None:
+    rule = lc.admin().add_fault(method=method, path=path, **TRANSIENT[fault])
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert out.error is None, f"{call} x {fault}: {out.error}"
+    assert [f["fired"] for f in lc.admin().faults() if f["id"] == rule["id"]] == [1], "the fault never fired"
+    _check_no_leaks_no_duplicates(lc, succeeded=True)
+
+
+@pytest.mark.parametrize(
+    ("call", "method", "path"), [c for c in CALLS if c[1] != "GET"], ids=[c[0] for c in CALLS if c[1] != "GET"]
+)
+def test_lost_answer_never_duplicates(lc: LocalCloud, tmp_path: Path, call: str, method: str, path: str) -> None:
+    """The call takes effect, the answer is lost: the retry must find what the first one made."""
+    lc.admin().add_fault(method=method, path=path, kind="drop_after")
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert out.error is None, f"{call}: {out.error}"
+    _check_no_leaks_no_duplicates(lc, succeeded=True)
+    posts = [
+        r for r in lc.admin().requests() if r["method"] == "POST" and r["path"] == "/v1/servers" and r["status"] < 300
+    ]
+    assert len(posts) == 1
+
+
+@pytest.mark.parametrize(("call", "method", "path", "fails_as"), ACTION_ERRORS, ids=[a[0] for a in ACTION_ERRORS])
+def test_action_ending_in_error(
+    lc: LocalCloud, tmp_path: Path, call: str, method: str, path: str, fails_as: str | None
+) -> None:
+    lc.admin().add_fault(method=method, path=path, kind="action_error")
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    if fails_as is None:
+        assert out.error is None, f"{call}: {out.error}"
+    else:
+        assert isinstance(out.error, CloudError), out.error
+        assert fails_as in str(out.error)
+        assert out.manifest["result"] == "failure"
+        assert out.manifest["cleanup"] == "complete"
+    _check_no_leaks_no_duplicates(lc, succeeded=fails_as is None)
+
+
+@pytest.mark.parametrize(
+    ("call", "method", "path"),
+    [
+        c
+        for c in CALLS
+        if c[0] in ("look up server type", "create SSH key", "create server", "create image", "get server")
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " in v else "",
+)
+def test_persistent_fault_fails_naming_the_call(
+    lc: LocalCloud, tmp_path: Path, call: str, method: str, path: str
+) -> None:
+    # Only the build's own use of the call fails for good; cleanup's deletes still work.
+    lc.admin().add_fault(method=method, path=path, times=0, code="unavailable")
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    # Cleanup confirms a server's deletion by its delete action, so even without
+    # GET /servers/{id} nothing is left and the build's own error is the answer.
+    assert isinstance(out.error, CloudError), out.error
+    assert str(out.error).startswith(call), str(out.error)
+    assert "unavailable" in str(out.error)
+    _check_no_leaks_no_duplicates(lc, succeeded=False)
+
+
+def test_undeletable_resources_are_reported_and_gc_removes_them(lc: LocalCloud, tmp_path: Path) -> None:
+    lc.admin().add_fault(method="DELETE", path=r"^/v1/ssh_keys/\d+$", times=0, code="unavailable")
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert isinstance(out.error, CleanupIncompleteError)
+    assert "capi-image gc" in str(out.error)
+    assert out.manifest["cleanup"].startswith("incomplete")
+    assert leftovers(lc)["ssh_keys"] == [f"capi-image-{out.build_id}"]
+    lc.admin().clear_faults()
+    _gc_everything(lc)
+    assert leftovers(lc) == NO_LEAKS
+    assert len(snapshots(lc)) == 1  # the published image is not garbage
+
+
+@pytest.mark.parametrize("fault", ["503", "drop", "429-bare"])
+@pytest.mark.parametrize(("call", "path"), [("find servers", r"^/v1/servers$"), ("find SSH keys", r"^/v1/ssh_keys$")])
+def test_cleanup_label_search_survives_transient_faults(
+    lc: LocalCloud, tmp_path: Path, call: str, path: str, fault: str
+) -> None:
+    """After a failure, cleanup also searches by label; those list calls are retried too."""
+    lc.admin().add_fault(method="POST", path=r"/actions/create_image$", kind="action_error")
+    rule = lc.admin().add_fault(method="GET", path=path, **TRANSIENT[fault])
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert isinstance(out.error, CloudError)
+    assert "create image" in str(out.error)
+    assert out.manifest["cleanup"] == "complete"
+    assert [f["fired"] for f in lc.admin().faults() if f["id"] == rule["id"]] == [1]
+    _check_no_leaks_no_duplicates(lc, succeeded=False)
+
+
+def _gc_everything(lc: LocalCloud) -> None:
+    import datetime as dt
+
+    client, counter = make_client("test-token", lc.endpoint)
+    report = collect(Cloud(client, counter, FAST_RETRY), dt.timedelta(0))
+    assert report.failed == []
+
+
+# A create whose answer is lost, and the label search that should find it down for good.
+LOST_AND_UNSEARCHABLE = [
+    ("server", [("POST", r"^/v1/servers$", {"kind": "drop_after"}),
+                ("GET", r"^/v1/servers$", {"times": 0, "code": "unavailable"})]),
+    ("ssh key", [("POST", r"^/v1/ssh_keys$", {"kind": "drop_after"}),
+                 ("GET", r"^/v1/ssh_keys$", {"times": 0, "code": "unavailable"})]),
+    ("snapshot", [("POST", r"/actions/create_image$", {"kind": "drop_after"}),
+                  ("GET", r"^/v1/images$", {"nth": 4, "times": 0, "code": "unavailable"})]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "rules"), LOST_AND_UNSEARCHABLE, ids=[c[0] for c in LOST_AND_UNSEARCHABLE])
+def test_a_label_search_that_cannot_run_is_no_all_clear(
+    lc: LocalCloud, tmp_path: Path, what: str, rules: list[tuple[str, str, dict[str, Any]]]
+) -> None:
+    """The create took effect but its answer was lost, and listing by label keeps failing: the
+    build cannot know whether something is left, so it must say so (exit 3), not "complete"."""
+    for method, path, spec in rules:
+        lc.admin().add_fault(method=method, path=path, **spec)
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    left = leftovers(lc)
+    assert left != NO_LEAKS, "the fault combination did not leave anything: the test proves nothing"
+    assert isinstance(out.error, CleanupIncompleteError), out.error
+    assert "by label failed" in str(out.error) and "capi-image gc" in str(out.error)
+    assert out.manifest["cleanup"].startswith("incomplete")
+    lc.admin().clear_faults()
+    _gc_everything(lc)
+    _check_no_leaks_no_duplicates(lc, succeeded=False)
+
+
+@pytest.mark.parametrize(
+    ("what", "path"), [("SSH key", r"^/v1/ssh_keys/\d+$"), ("snapshot", r"^/v1/images/\d+$")], ids=["key", "snapshot"]
+)
+def test_a_404_to_a_delete_is_checked_not_trusted(lc: LocalCloud, tmp_path: Path, what: str, path: str) -> None:
+    """DELETE answers not_found although nothing was deleted: keys and snapshots are confirmed
+    gone like servers, so the build reports what is left (exit 3) instead of claiming success."""
+    if what == "snapshot":  # publishing fails: cleanup deletes the unpublished snapshot
+        lc.admin().add_fault(method="PUT", path=r"^/v1/images/\d+$", times=0, code="invalid_input")
+    lc.admin().add_fault(method="DELETE", path=path, times=0, code="not_found")
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert isinstance(out.error, CleanupIncompleteError), out.error
+    assert f"the API answered, but the {what.lower().split()[-1]} is still there" in str(out.error)
+    assert out.manifest["cleanup"].startswith("incomplete")
+    lc.admin().clear_faults()
+    _gc_everything(lc)
+    assert leftovers(lc) == NO_LEAKS

@@ -1,0 +1,100 @@
+"""The GitHub workflows: valid against the GitHub workflow JSON schema (check-jsonschema's
+vendored copy), and every capi-image call in them names a real command, real options and a
+real project."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from ruamel.yaml import YAML
+
+from builder.cli import app
+from builder.config import CONFIG_DIR, load_project
+from builder.ops.matrix import expand
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+SCHEMAS = ("vendor.github-workflows", "custom.github-workflows-require-timeout")
+CHECKER = Path(sys.executable).parent / "check-jsonschema"
+
+
+def check(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CHECKER), "--builtin-schema", schema, *map(str, files)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def load(name: str) -> Any:
+    return YAML(typ="safe").load((ROOT / ".github" / "workflows" / name).read_text())
+
+
+def test_the_three_workflows_exist() -> None:
+    assert [p.name for p in WORKFLOWS] == ["build.yml", "ci.yml", "nightly.yml"]
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_workflows_match_the_schema(schema: str) -> None:
+    r = check(schema, *WORKFLOWS)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_schema_check_catches_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text((ROOT / ".github/workflows/build.yml").read_text().replace("runs-on:", "runs_on:"))
+    r = check(SCHEMAS[0], broken)
+    assert r.returncode != 0
+    assert "runs-on" in r.stdout + r.stderr
+
+
+def _calls() -> list[tuple[str, list[str]]]:
+    """Every `capi-image …` command line in a run step, as argv."""
+    found = []
+    for wf in WORKFLOWS:
+        for job in YAML(typ="safe").load(wf.read_text())["jobs"].values():
+            for step in job["steps"]:
+                for line in re.split(r"\n|;|&&|\|\||>>|>", step.get("run", "").replace("\\\n", " ")):
+                    if "capi-image " in line:
+                        argv = shlex.split(line.split("capi-image ", 1)[1])
+                        found.append((wf.name, argv))
+    return found
+
+
+def test_every_capi_image_call_uses_real_options() -> None:
+    group: Any = typer.main.get_command(app)  # typer's own click-like group
+    calls = _calls()
+    assert {argv[0] for _, argv in calls} >= {"build", "manifests", "summary", "prune", "gc"}
+    for wf, argv in calls:
+        cmd = group.commands.get(argv[0])
+        assert cmd is not None, f"{wf}: no command {argv[0]}"
+        options = {o for p in cmd.params for o in p.opts}
+        for arg in argv[1:]:
+            if arg.startswith("--"):
+                assert arg.split("=")[0] in options, f"{wf}: capi-image {argv[0]} has no option {arg}"
+
+
+def test_projects_environments_and_secrets() -> None:
+    projects = sorted(p.stem for p in (CONFIG_DIR / "projects").glob("*.yaml") if p.stem != "local")
+    build, nightly = load("build.yml"), load("nightly.yml")
+    inputs = build["on"]["workflow_dispatch"]["inputs"]
+    assert sorted(inputs["project"]["options"]) == projects
+    assert sorted(nightly["jobs"]["rebuild"]["strategy"]["matrix"]["project"]) == projects
+    assert nightly["on"]["schedule"][0]["cron"]
+    for job, env_expr in ((build["jobs"]["build"], "inputs.project"), (nightly["jobs"]["rebuild"], "matrix.project")):
+        assert job["environment"] == "${{ " + env_expr + " }}"
+        assert job["env"]["HCLOUD_TOKEN"] == "${{ secrets.HCLOUD_TOKEN }}"
+        assert job["env"]["CONTAINER_REGISTRY_URL"] == "${{ secrets.CONTAINER_REGISTRY_URL }}"
+        # Inputs reach the shell through env, never pasted into the script (injection).
+        for step in job["steps"]:
+            assert "${{" not in step.get("run", ""), step
+    for name in projects:  # what the nightly job builds: a valid matrix, checked offline
+        variants = expand(load_project(name))
+        assert variants and all(v.config.profile.name.startswith("ubuntu") for v in variants)
+    assert sorted(inputs["os"]["options"]) == sorted(
+        {v.config.os for name in projects for v in expand(load_project(name))}
+    )
