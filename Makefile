@@ -26,7 +26,7 @@ help:
 	@echo "make serve               localcloud with real VMs on a free port"
 	@echo "make gc PROJECT=NAME     delete leftovers of crashed builds (BUILD_ARGS='--older-than 0s')"
 	@echo "make images PROJECT=NAME list the snapshots capi-image built"
-	@echo "make bench               API requests and overhead vs a Packer-like client"
+	@echo "make bench               API requests and wall time beside the real Packer"
 	@echo "make golden              regenerate the golden plans after a deliberate recipe change"
 	@echo "make docs                regenerate docs/cli.md and docs/configuration-reference.md"
 	@echo "make parity              image-builder's own playbook vs this recipe on twin VMs (~30 min)"

@@ -59,8 +59,9 @@ def shell_commands(plan_doc: dict[str, Any]) -> list[str]:
                 out.append(op["run"])
             elif "file" in op:
                 path = shlex.quote(op["file"])
+                body = op["content"] if op["content"].endswith("\n") else op["content"] + "\n"
                 out.append(
-                    f"mkdir -p \"$(dirname {path})\" && cat > {path} <<'CAPI_IMAGE_EOF'\n{op['content']}\nCAPI_IMAGE_EOF\n"
+                    f"mkdir -p \"$(dirname {path})\" && cat > {path} <<'CAPI_IMAGE_EOF'\n{body}CAPI_IMAGE_EOF\n"
                     f"chmod {op['mode']} {path}"
                 )
             else:
