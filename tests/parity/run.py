@@ -299,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                     results["ours_state"], results["ours"] = run_ours(
                         ips["ours"], login, hosts["ours"], mirror.guest_url
                     )
+                    # Saved at once, like the upstream side: the other side may still run for an hour.
+                    (work / "ours.state").write_text(results["ours_state"])
+                    (work / "ours-run.json").write_text(json.dumps(results["ours"]))
                 except BaseException as e:  # reported after both threads end
                     errors["ours"] = e
 
