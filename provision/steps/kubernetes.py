@@ -157,9 +157,10 @@ def kubernetes(ctx: RecipeContext) -> Step:
         fetch(url, "/tmp/capi-image/crictl.tar.gz", checksum),
         Run("tar -C /usr/local/bin -xzf /tmp/capi-image/crictl.tar.gz && ln -sf /usr/local/bin/crictl /usr/bin/crictl"),
         # image-builder's etc/sysconfig/kubelet template (Debian: /etc/default/kubelet)
-        Put("/etc/default/kubelet", f"KUBELET_EXTRA_ARGS={v.kubelet_extra_args}\n".encode()),
+        # Byte for byte as upstream's templates render them: Ansible drops the final newline.
+        Put("/etc/default/kubelet", f"KUBELET_EXTRA_ARGS={v.kubelet_extra_args}".encode()),
         Run("systemctl daemon-reload && systemctl enable kubelet && systemctl stop kubelet"),
-        Put("/etc/kubernetes-version", f"{v.kubernetes_semver}\n".encode()),
+        Put("/etc/kubernetes-version", v.kubernetes_semver.encode()),
         Run("install -d -m 0755 /usr/libexec/kubernetes /usr/share/bash-completion/completions"),
         Run(
             "kubectl completion bash > /usr/share/bash-completion/completions/kubectl && "

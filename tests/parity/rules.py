@@ -88,6 +88,41 @@ RULES: list[Rule] = [
         )
     ),
     Rule("files", "/etc/systemd/system/kubelet.service", HTTP_PATH),
+    Rule(
+        "files",
+        "/etc/systemd/system/multi-user.target.wants/kubelet.service",
+        "the enablement link points at the unit where each side writes it (" + HTTP_PATH + ")",
+    ),
+    *(
+        Rule(
+            "packages",
+            name,
+            "Ansible's apt module installs python3-apt (and what it depends on) on the target to run itself; "
+            "the recipe needs no Python on the node",
+            side="upstream",
+        )
+        for name in ("python3-apt", "python-apt-common", "distro-info-data")
+    ),
+    Rule(
+        "packages",
+        "psmisc",
+        "installed for fuser, which setup's dpkg-lock wait uses (Ubuntu's cloud image has it; Debian's does not)",
+        side="ours",
+    ),
+    Rule(
+        "files",
+        "/etc/machine-info",
+        "Ansible's hostname module also records PRETTY_HOSTNAME=localhost.local there; the recipe writes "
+        "/etc/hostname only (a pretty name every node would keep; cloud-init sets the real hostname at boot)",
+        side="upstream",
+    ),
+    Rule(
+        "files",
+        "/etc/containerd/certs.d/*/hosts.toml",
+        "this project's registry mirrors (the seed's Harbor proxy-cache; the local project points them at "
+        "localcloud's stand-in registry); image-builder has no such option",
+        side="ours",
+    ),
     Rule("files", "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", HTTP_PATH),
     Rule("files", "/usr/lib/systemd/system/kubelet.service*", HTTP_PATH),
 ]
