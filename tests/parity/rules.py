@@ -69,8 +69,16 @@ RULES: list[Rule] = [
     ),
     Rule("sysctl", "net.ipv4.conf.all.rp_filter", "rp_filter=1 on every profile (upstream: Ubuntu only)"),
     Rule("sysctl", "net.ipv4.conf.default.rp_filter", "rp_filter=1 on every profile (upstream: Ubuntu only)"),
+    Rule(
+        "files",
+        "/etc/default/grub.d/50-cloudimg-settings.cfg",
+        "upstream writes it only where update-grub exists; the test bed's Debian image has no grub (QEMU boots "
+        "its kernel directly), Hetzner's images have it and get the file from both; this recipe writes it "
+        "always (inert without grub)",
+        side="ours",
+    ),
     *(
-        Rule("files", path, OWN_TEXT)
+        Rule("files", path, OWN_TEXT, side="differ")
         for path in (
             "/etc/sysctl.conf",
             "/etc/default/grub.d/50-cloudimg-settings.cfg",

@@ -82,10 +82,13 @@ class Rule:
     kind: str
     pattern: str
     reason: str
-    side: str = "both"  # "upstream": only upstream has it, "ours", or "both"/either value
+    # "upstream": only upstream has it; "ours": only this recipe; "differ": both, with different
+    # values; "both": any of these
+    side: str = "both"
 
     def matches(self, kind: str, item: str, side: str) -> bool:
-        return kind == self.kind and fnmatch.fnmatchcase(item, self.pattern) and self.side in ("both", side)
+        wanted = "both" if self.side == "differ" else self.side
+        return kind == self.kind and fnmatch.fnmatchcase(item, self.pattern) and (self.side == "both" or wanted == side)
 
 
 @dataclass(frozen=True)
