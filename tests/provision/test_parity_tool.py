@@ -74,3 +74,16 @@ def test_compare_explains_ignores_and_reports_the_rest() -> None:
     assert "**0 unexplained difference(s)**, 1 explained" in report(explained, "# r")
     # a rule for one side does not explain the other
     assert compare(ours, theirs, [Rule("packages", "thin-*", "x", side="upstream")], IGNORE)[0].reason is None
+
+
+def test_a_rule_names_the_side_it_explains() -> None:
+    """'same settings, own text' (side=differ) must not explain a file only one side has."""
+    both, only_ours = "/etc/both.conf", "/etc/ours.conf"
+    a = parse(f"=== files\n{both}\t644\tf\t\n=== hashes\naaaa  {both}\n")
+    b = parse(f"=== files\n{both}\t644\tf\t\n{only_ours}\t644\tf\t\n=== hashes\nbbbb  {both}\ncccc  {only_ours}\n")
+    rules = [Rule("files", "/etc/*.conf", "own text", side="differ")]
+    found = {d.item: d.reason for d in compare(a, b, rules, [])}
+    assert found == {both: "own text", only_ours: None}
+    rules.append(Rule("files", only_ours, "ours only", side="ours"))
+    assert {d.item: d.reason for d in compare(a, b, rules, [])}[only_ours] == "ours only"
+    assert not Rule("files", only_ours, "x", side="upstream").matches("files", only_ours, "ours")
