@@ -45,7 +45,7 @@ class Resources:
         # token in preflight) needs no label search.
         self.attempted_create = False
         self.in_flight = False
-        self.log = log.bind(**{k.replace("-", "_"): v for k, v in self.labels.items() if k == "build-id"})
+        self.log = log.bind(build_id=self.labels["build-id"]) if "build-id" in self.labels else log
 
     @property
     def selector(self) -> str:

@@ -170,7 +170,7 @@ class Build:
         found = Preflight(
             self.config, self.cloud, endpoint=self.endpoint, build_id=self.build_id, started=self.started
         ).run(dict(self.res.labels))
-        for warning in found.warnings:
+        for warning in found.placements.warnings:
             self.log.warning("preflight.deprecation", note=warning)
         self.spec, self.placements = found.spec, found.placements
         self.log.info(

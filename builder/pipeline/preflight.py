@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -66,7 +66,6 @@ class Found:
 
     spec: ImageSpec
     placements: placement.Placements
-    warnings: list[str] = field(default_factory=list)
 
 
 def snapshot_labels(
@@ -174,7 +173,7 @@ class Preflight:
             plan=plan,
             local_mirror=mirror,
         )
-        return Found(spec, placements, list(placements.warnings))
+        return Found(spec, placements)
 
     def _placements(self) -> tuple[list[BoundServerType], placement.Placements]:
         cfg = self.config
