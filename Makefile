@@ -10,8 +10,8 @@ PYTEST_ARGS ?=
 # PYTEST_ARGS runs everything in one process.
 PYTEST_XDIST ?= -n 2
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap genisoimage e2fsprogs hcloud-cli openssh-client python3-venv ca-certificates
-SYSTEM_TOOLS := qemu-system-x86_64 qemu-img mmdebstrap genisoimage debugfs mkfs.ext4 hcloud ssh
+SYSTEM_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap genisoimage e2fsprogs hcloud-cli openssh-client python3-venv ca-certificates gnupg gcc libc6-dev
+SYSTEM_TOOLS := qemu-system-x86_64 qemu-img mmdebstrap genisoimage debugfs mkfs.ext4 hcloud ssh gpg cc
 
 BUILD_ARGS ?=
 
@@ -95,7 +95,7 @@ format: python-deps
 	$(VENV)/bin/ruff format .
 
 # The local project builds against localcloud's real VMs: it needs the base image.
-ifeq ($(PROJECT),local)
+ifneq (,$(filter local local-%,$(PROJECT)))
 IMAGE_DEPS := setup base-image artifacts
 else
 IMAGE_DEPS := python-deps

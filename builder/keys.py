@@ -48,7 +48,9 @@ def host_key_user_data(host: KeyPair, extra: str = "") -> str:
     return (
         "#cloud-config\n"
         "ssh_deletekeys: true\n"
-        "ssh_genkeytypes: []\n"
+        # Only the ed25519 type, which ssh_keys provides: nothing is generated. An empty list is
+        # what cloud-init's schema refuses (minItems 1): the server booted "degraded".
+        "ssh_genkeytypes: [ed25519]\n"
         "ssh_keys:\n"
         "  ed25519_private: |\n"
         f"{private}\n"

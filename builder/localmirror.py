@@ -19,8 +19,15 @@ from provision.versions import Versions
 
 from .config import ConfigError
 
-# The var-file keys whose artifacts the mirror holds in exactly one version.
-PINNED_KEYS = ("kubernetes_semver", "containerd_version", "runc_version", "kubernetes_cni_semver", "crictl_version")
+# The var-file keys whose artifacts the mirror holds in a few versions only (one per node shape).
+PINNED_KEYS = (
+    "kubernetes_semver",
+    "kubernetes_deb_version",
+    "containerd_version",
+    "runc_version",
+    "kubernetes_cni_semver",
+    "crictl_version",
+)
 POPULATE = "make artifacts  (or: python -m localcloud artifacts)"
 
 
@@ -31,8 +38,9 @@ class MirrorUnavailableError(ConfigError):
 @dataclass(frozen=True)
 class LocalMirror:
     guest_url: str  # as the endpoint's VMs see it
-    versions: dict[str, str]
+    versions: dict[str, list[str]]
     standins: tuple[str, ...]
+    registry_log: str | None = None  # the host's URL of the registry's pull log
 
 
 def admin_base(endpoint: str) -> str:
@@ -70,17 +78,17 @@ def lookup(endpoint: str, versions: Versions, arch: str, *, timeout: float = 10.
         raise MirrorUnavailableError(
             f"localcloud's artifact mirror serves {info.get('architectures')}, not {deb_arch}: build an x86 server type"
         )
-    served: dict[str, str] = info.get("versions") or {}
+    served: dict[str, list[str]] = info.get("versions") or {}
     wanted = versions.model_dump()
     clash = [
-        f"{key} {wanted.get(key)!s} (the mirror has {served[key]})"
+        f"{key} {wanted.get(key)!s} (the mirror has {' or '.join(served[key])})"
         for key in PINNED_KEYS
-        if key in served and str(wanted.get(key, "")).lstrip("v") != served[key].lstrip("v")
+        if key in served and str(wanted.get(key, "")).lstrip("v") not in {s.lstrip("v") for s in served[key]}
     ]
     if clash:
         raise MirrorUnavailableError(
             "the var file asks for versions localcloud's artifact mirror does not serve: "
             + "; ".join(clash)
-            + " — use config/vars/k8s-1.31-localcloud.json, which names what the mirror serves"
+            + " — use config/vars/k8s-1.31-localcloud.json (or -debian12.json), which name what the mirror serves"
         )
-    return LocalMirror(str(info["guest_url"]), served, tuple(info.get("standins", ())))
+    return LocalMirror(str(info["guest_url"]), served, tuple(info.get("standins", ())), info.get("registry_log"))

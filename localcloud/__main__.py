@@ -90,13 +90,21 @@ def serve(
 def base_image(
     cache_dir: Annotated[Path | None, typer.Option()] = None,
     mirror: Annotated[str | None, typer.Option(help="Debian mirror URL for mmdebstrap")] = None,
+    name: Annotated[
+        list[str] | None, typer.Option(help="the system image to build (repeatable; default: every one)")
+    ] = None,
     force: bool = False,
 ) -> None:
-    """Build the Debian 12 base image (system image ``debian-12``) with mmdebstrap."""
-    from .baseimage import build_debian12
+    """Build the Debian base images (system images ``debian-12`` and ``debian-13``) with mmdebstrap, cached."""
+    from .baseimage import BASE_IMAGES, build_base_image
 
-    target = build_debian12(ImageStore(cache_dir or default_cache_dir()), mirror=mirror, force=force)
-    print(target)
+    store = ImageStore(cache_dir or default_cache_dir())
+    for wanted in name or list(BASE_IMAGES):
+        if wanted not in BASE_IMAGES:
+            raise typer.BadParameter(
+                f"unknown base image '{wanted}'; known: {', '.join(BASE_IMAGES)}", param_hint="--name"
+            )
+        print(build_base_image(store, wanted, mirror=mirror, force=force))
 
 
 @app.command("artifacts")

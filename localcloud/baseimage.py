@@ -1,9 +1,19 @@
-"""``make base-image``: a Debian 12 cloud image built with mmdebstrap, registered as ``debian-12``.
+"""``make base-image``: Debian cloud images built with mmdebstrap, registered as Hetzner names
+its system images (``debian-12``, ``debian-13``).
 
 What goes in and why (see the project's local-vm notes): ``dbus`` so logind honours the ACPI
 power button (API ``shutdown``); ``locales`` with en_US.UTF-8 so cloud-init's locale module
 succeeds; a cloud-init drop-in allowing root logins with the API's SSH keys, as Hetzner's images
 do; no partition table and no bootloader: QEMU boots the image's own kernel directly.
+
+The two images differ where production images differ:
+
+- ``debian-12`` is networked like Hetzner's Debian 12: ifupdown + isc-dhcp-client, cloud-init
+  22.4 rendering ``/etc/network/interfaces.d/50-cloud-init``.
+- ``debian-13`` is networked like Ubuntu's cloud images (the production path's shape):
+  netplan.io as cloud-init's renderer, systemd-networkd underneath, systemd-resolved for DNS,
+  no ifupdown; cloud-init 25.1 writes ``/etc/netplan/50-cloud-init.yaml``. Hetzner offers
+  ``debian-13`` too; Ubuntu cannot be downloaded here, and this is as close as Debian gets.
 """
 
 from __future__ import annotations
@@ -13,19 +23,18 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .imagestore import ImageStore
 
-PACKAGES = [
+COMMON_PACKAGES = (
     "linux-image-cloud-amd64",
     "systemd-sysv",
     "dbus",
     "openssh-server",
     "cloud-init",
     "cloud-guest-utils",
-    "ifupdown",
-    "isc-dhcp-client",
     "sudo",
     "ca-certificates",
     "curl",
@@ -33,7 +42,7 @@ PACKAGES = [
     "udev",
     "kmod",
     "locales",
-]
+)
 
 CLOUD_CFG = """\
 # localcloud: behave like Hetzner's images, where the API's SSH keys log in as root.
@@ -41,23 +50,72 @@ disable_root: false
 manage_etc_hosts: true
 datasource_list: [NoCloud, None]
 """
+# Ubuntu's cloud images render the network with netplan (cloud-init picks the first renderer
+# that is available; naming it makes the choice visible and keeps eni out for good).
+NETPLAN_CFG = """\
+# localcloud debian-13: network rendered as on Ubuntu's cloud images (netplan -> systemd-networkd).
+system_info:
+  network:
+    renderers: [netplan]
+    activators: [netplan]
+"""
 
 INITRAMFS_MODULES = "".join(f"{m}\\n" for m in ("virtio_pci", "virtio_blk", "virtio_net", "ext4"))
 FSTAB = "LABEL=root / ext4 defaults,discard,errors=remount-ro 0 1\n"
 
-# Bumped whenever the recipe below changes, so a cached image is rebuilt.
-BASE_IMAGE_VERSION = 3
 # mkfs would give a 4 GiB filesystem a 64 MiB journal; a build's writes cycle through all of
 # it and every journal block ends up in the snapshot. 16 MiB keeps snapshots close to the data.
 JOURNAL_MB = 16
 
 
-def _hooks() -> list[str]:
-    cfg = CLOUD_CFG.replace("\n", "\\n")
+@dataclass(frozen=True)
+class BaseImage:
+    """One system image localcloud offers, and how mmdebstrap builds it."""
+
+    name: str  # Hetzner's name: debian-12
+    suite: str  # bookworm
+    os_version: str  # 12
+    description: str
+    network_packages: tuple[str, ...]
+    extra_cloud_cfg: str = ""
+    # Bumped whenever the recipe of this image changes, so a cached image is rebuilt.
+    version: int = 1
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return (*COMMON_PACKAGES, *self.network_packages)
+
+
+BASE_IMAGES: dict[str, BaseImage] = {
+    b.name: b
+    for b in (
+        BaseImage(
+            "debian-12", "bookworm", "12", "Debian 12", ("ifupdown", "isc-dhcp-client"), version=3,
+        ),
+        BaseImage(
+            "debian-13", "trixie", "13", "Debian 13",
+            # netplan.io renders for systemd-networkd; resolved takes the DHCP DNS servers.
+            ("netplan.io", "systemd-resolved"),
+            extra_cloud_cfg=NETPLAN_CFG,
+            version=1,
+        ),
+    )
+}  # fmt: skip
+DEFAULT_BASE_IMAGE = "debian-12"
+# Kept for callers of the first version of this module.
+BASE_IMAGE_VERSION = BASE_IMAGES["debian-12"].version
+
+
+def _printf(path: str, text: str, append: bool = False) -> str:
+    body = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'printf "{body}" {">>" if append else ">"} "$1{path}"'
+
+
+def _hooks(image: BaseImage) -> list[str]:
     return [
         'echo "en_US.UTF-8 UTF-8" > "$1/etc/locale.gen" && chroot "$1" locale-gen',
-        f'printf "{cfg}" > "$1/etc/cloud/cloud.cfg.d/90-localcloud.cfg"',
-        f'printf "{FSTAB.strip()}\\n" > "$1/etc/fstab"',
+        _printf("/etc/cloud/cloud.cfg.d/90-localcloud.cfg", CLOUD_CFG + image.extra_cloud_cfg),
+        _printf("/etc/fstab", FSTAB),
         # Each instance must get its own identity: cloud-init makes host keys, systemd the id.
         'rm -f "$1"/etc/ssh/ssh_host_* && : > "$1/etc/machine-id"',
         # The initramfs holds only what this VM needs to mount its root (virtio disk, ext4), not
@@ -70,11 +128,22 @@ def _hooks() -> list[str]:
     ]
 
 
-def build_debian12(store: ImageStore, *, mirror: str | None = None, size_gb: int = 4, force: bool = False) -> Path:
-    """Build (or keep) the ``debian-12`` x86 base image; return its directory."""
-    target = store.root / "debian-12-x86"
+def build_base_image(
+    store: ImageStore,
+    name: str = DEFAULT_BASE_IMAGE,
+    *,
+    mirror: str | None = None,
+    size_gb: int = 4,
+    force: bool = False,
+) -> Path:
+    """Build (or keep) the x86 system image ``name``; return its directory."""
+    try:
+        image = BASE_IMAGES[name]
+    except KeyError:
+        raise ValueError(f"unknown base image '{name}'; known: {', '.join(BASE_IMAGES)}") from None
+    target = store.root / f"{image.name}-x86"
     meta = target / "image.json"
-    if meta.exists() and not force and json.loads(meta.read_text()).get("base_image_version") == BASE_IMAGE_VERSION:
+    if meta.exists() and not force and json.loads(meta.read_text()).get("base_image_version") == image.version:
         return target
     for tool in ("mmdebstrap", "mkfs.ext4"):
         if shutil.which(tool) is None:
@@ -83,9 +152,9 @@ def build_debian12(store: ImageStore, *, mirror: str | None = None, size_gb: int
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(dir=store.root, prefix=".build-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        cmd = ["mmdebstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}"]
-        cmd += [f"--customize-hook={h}" for h in _hooks()]
-        cmd += ["bookworm", str(rootfs)]
+        cmd = ["mmdebstrap", "--variant=minbase", f"--include={','.join(image.packages)}"]
+        cmd += [f"--customize-hook={h}" for h in _hooks(image)]
+        cmd += [image.suite, str(rootfs)]
         if mirror:
             cmd.append(mirror)
         subprocess.run(cmd, check=True)
@@ -106,13 +175,14 @@ def build_debian12(store: ImageStore, *, mirror: str | None = None, size_gb: int
         (staging / "image.json").write_text(
             json.dumps(
                 {
-                    "name": "debian-12",
+                    "name": image.name,
                     "architecture": "x86",
                     "os_flavor": "debian",
-                    "os_version": "12",
-                    "description": "Debian 12 (localcloud base image)",
+                    "os_version": image.os_version,
+                    "description": image.description,
                     "kernel_version": version,
-                    "base_image_version": BASE_IMAGE_VERSION,
+                    "base_image_version": image.version,
+                    "packages": list(image.packages),
                     "built_seconds": round(time.monotonic() - t0, 1),
                 },
                 indent=1,
@@ -122,3 +192,8 @@ def build_debian12(store: ImageStore, *, mirror: str | None = None, size_gb: int
             shutil.rmtree(target)
         staging.rename(target)
     return target
+
+
+def build_debian12(store: ImageStore, *, mirror: str | None = None, size_gb: int = 4, force: bool = False) -> Path:
+    """The ``debian-12`` image (the first base image; its callers keep working)."""
+    return build_base_image(store, "debian-12", mirror=mirror, size_gb=size_gb, force=force)

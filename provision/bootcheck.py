@@ -8,6 +8,7 @@ import shlex
 
 from .options import RecipeContext
 from .plan import Check
+from .steps.containerd import major
 from .steps.verify import PREPULLED
 
 
@@ -41,6 +42,19 @@ def boot_checks(
                 r"^(inactive|failed|activating)$",
             ),
         ]
+        if ctx.versions.kubernetes_source_type == "pkg":
+            # The debs as the image holds them: installed at the var file's version, held.
+            out += [
+                Check(
+                    f"boot {b} held at {ctx.versions.kubernetes_deb_version}",
+                    f"dpkg-query -W -f='${{Status}} ${{Version}}' {b}",
+                    "equals",
+                    f"hold ok installed {ctx.versions.kubernetes_deb_version}",
+                )
+                for b in ("kubelet", "kubeadm", "kubectl")
+            ]
+        if major(ctx.versions.containerd_version) >= 2:
+            out.append(Check("boot containerd config version 3", "containerd config dump | grep -x 'version = 3'"))
         if ctx.options.image_pull:
             # Each pre-pulled image is still there (a custom script may add more: not an error).
             listed = "crictl images -o json | jq -r '.images[].repoTags[]' | sed -E 's#.*/##; s#:.*##'"

@@ -23,6 +23,8 @@ MIRROR_LAYOUT = {
     "cni_url": "cni",
     "crictl_url": "crictl",
     "kubernetes_http_source": "k8s",
+    # pkgs.k8s.io's layout, one repository per Kubernetes minor ({series}: v1.31)
+    "kubernetes_deb_repo": "pkgs/core:/stable:/{series}/deb/",
     "github_releases": "github",
 }
 
@@ -43,7 +45,7 @@ class Artifacts(Strict):
         None,
         description=(
             "one base URL for every download, laid out as <mirror>/containerd, /runc, /cni, /crictl, /k8s, "
-            "/github (an air-gapped mirror); 'localcloud': the artifact mirror the localcloud endpoint serves, "
+            "/pkgs/core:/stable:/{series}/deb/ (the apt repository), /github (an air-gapped mirror); 'localcloud': the artifact mirror the localcloud endpoint serves, "
             "asked for in preflight. A URL set below wins over the mirror."
         ),
     )
@@ -82,8 +84,8 @@ class RegistryMirror(Strict):
     url: str | None = Field(
         None,
         description=(
-            "the proxy-cache base URL, e.g. https://harbor.example.com; 'localcloud': the stand-in registry "
-            "path of localcloud's artifact mirror (writes hosts.toml, proxies nothing)"
+            "the proxy-cache base URL, e.g. https://harbor.example.com; 'localcloud': the registry of "
+            "localcloud's artifact mirror, which answers as a Harbor proxy cache (/v2/proxy-<registry>/...)"
         ),
     )
     url_env: str | None = Field(None, description="or: the environment variable holding it (a CI secret)")

@@ -39,10 +39,9 @@ class Profile:
     hcloud_image: str  # the Hetzner system image to boot: ubuntu-24.04
     apt_sources_path: str
     apt_sources_deb822: bool
-    virt_debs: tuple[str, ...]  # image-builder's common_virt_debs (amd64 only)
+    virt_debs: tuple[str, ...]  # image-builder's common_virt_debs (every architecture, as upstream)
     provider_debs: tuple[str, ...]  # the hcloud provider role's cloud packages
     sysctl_file: str
-    network_config_globs: tuple[str, ...]  # what cloud-init writes and sysprep removes
     chrony_service: str = "chrony"
 
     @property
@@ -54,8 +53,11 @@ class Profile:
         return self.distribution == "ubuntu"
 
     def debs(self, arch: str) -> list[str]:
-        """setup's package list: common debs, plus the virt debs on amd64 (as image-builder)."""
-        return COMMON_DEBS + (list(self.virt_debs) if ARCHES[arch] == "amd64" else [])
+        """setup's package list: common debs plus the virt debs, on every architecture — upstream's
+        node role adds ``common_virt_debs`` whatever the architecture (``arch`` is for
+        callers that ask per architecture; the list does not depend on it)."""
+        assert arch in ARCHES, arch
+        return COMMON_DEBS + list(self.virt_debs)
 
 
 _UBUNTU_PROVIDER = (
@@ -66,7 +68,12 @@ _UBUNTU_PROVIDER = (
     "linux-cloud-tools-generic",
     "linux-tools-generic",
 )
-_NETPLAN = ("/lib/netplan/*.yaml", "/etc/netplan/*.yaml", "/run/netplan/*.yaml")
+# What cloud-init writes for the network, whichever renderer the image has: upstream's sysprep
+# deletes every netplan file it finds (Ubuntu, Debian 13 here); on an ifupdown image (Debian 12)
+# cloud-init's eni file. sysprep removes all of them: each image has only its own.
+NETPLAN_FILES = ("/lib/netplan/*.yaml", "/etc/netplan/*.yaml", "/run/netplan/*.yaml")
+ENI_FILES = ("/etc/network/interfaces.d/50-cloud-init", "/etc/network/interfaces.d/50-cloud-init.cfg")
+NETWORK_CONFIG_FILES = (*NETPLAN_FILES, *ENI_FILES)
 
 PROFILES: dict[str, Profile] = {
     p.name: p
@@ -75,13 +82,13 @@ PROFILES: dict[str, Profile] = {
             "ubuntu-2404", "ubuntu", "noble", "24.04", "ubuntu-24.04",
             "/etc/apt/sources.list.d/ubuntu.sources", True,
             ("linux-cloud-tools-virtual", "linux-tools-virtual", "open-vm-tools"),
-            _UBUNTU_PROVIDER, "/etc/sysctl.conf", _NETPLAN,
+            _UBUNTU_PROVIDER, "/etc/sysctl.conf",
         ),
         Profile(
             "ubuntu-2204", "ubuntu", "jammy", "22.04", "ubuntu-22.04",
             "/etc/apt/sources.list", False,
             ("linux-cloud-tools-virtual", "linux-tools-virtual", "open-vm-tools"),
-            _UBUNTU_PROVIDER, "/etc/sysctl.conf", _NETPLAN,
+            _UBUNTU_PROVIDER, "/etc/sysctl.conf",
         ),
         Profile(
             "debian-12", "debian", "bookworm", "12", "debian-12",
@@ -90,7 +97,15 @@ PROFILES: dict[str, Profile] = {
             # Debian has cloud-initramfs-dyn-netconf; copymods and the linux-*-tools are Ubuntu's.
             ("cloud-init", "cloud-guest-utils", "cloud-initramfs-dyn-netconf"),
             "/etc/sysctl.conf",
-            ("/etc/network/interfaces.d/50-cloud-init", "/etc/network/interfaces.d/50-cloud-init.cfg"),
+        ),
+        # Debian 13 as Hetzner offers it; localcloud's debian-13 is networked as Ubuntu's cloud
+        # images are (netplan + systemd-networkd), so it runs the production path's branches.
+        Profile(
+            "debian-13", "debian", "trixie", "13", "debian-13",
+            "/etc/apt/sources.list.d/debian.sources", True,
+            ("open-vm-tools",),
+            ("cloud-init", "cloud-guest-utils", "cloud-initramfs-dyn-netconf"),
+            "/etc/sysctl.conf",
         ),
     )
 }  # fmt: skip

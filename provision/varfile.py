@@ -89,7 +89,6 @@ IGNORED = {
         ),
         "packer/ansible plumbing: the builder derives it (labels, names, architecture)",
     ),
-    "containerd_service_url": "the recipe renders containerd.service itself",
     "containerd_gvisor_version": "read only with containerd_gvisor_runtime, which must stay off",
     "containerd_wasm_shims_version": "read only with containerd_wasm_shims_runtimes, which must stay empty",
     "containerd_wasm_shims_url": "read only with containerd_wasm_shims_runtimes, which must stay empty",
@@ -132,10 +131,16 @@ DEFAULT_ONLY: dict[str, str] = {
     "netplan_removal_excludes": "", "build_target": "virt", "systemd_prefix": "/usr/lib/systemd",
     "sysusr_prefix": "/usr", "sysusrlocal_prefix": "/usr/local", "ansible_user_vars": "",
     "ansible_extra_vars": "",
+    # packer/hcloud/packer.json's default, lower-cased as _normal compares
+    "containerd_service_url": "https://raw.githubusercontent.com/containerd/containerd/refs/tags/v{{user `containerd_version`}}/containerd.service",
 }  # fmt: skip
 _ANSIBLE = "it passes variables to upstream's Ansible roles; set the keys themselves"
 _ROLES = "Ansible roles do not run here: use provision.scripts"
 DEFAULT_ONLY_WHY = {
+    "containerd_service_url": (
+        "the recipe renders containerd's own unit for the installed containerd major instead of downloading "
+        "one unverified; a different unit belongs in provision.scripts"
+    ),
     "ansible_user_vars": _ANSIBLE,
     "ansible_extra_vars": _ANSIBLE,
     **dict.fromkeys(

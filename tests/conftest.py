@@ -46,8 +46,10 @@ def qemu_missing() -> str | None:
             return f"{tool} is not installed"
     if os.geteuid() != 0:
         return "binding 127.0.0.N:22 needs root"
-    if not any(i.name == "debian-12" for i in ImageStore(default_cache_dir()).list()):
-        return "no debian-12 base image: run `make base-image`"
+    have = {i.name for i in ImageStore(default_cache_dir()).list()}
+    for name in ("debian-12", "debian-13"):
+        if name not in have:
+            return f"no {name} base image: run `make base-image`"
     return None
 
 

@@ -29,7 +29,7 @@ SERVER_TYPES = {"x86": "cpx22", "arm": "cax21"}
 
 def cases() -> dict[str, ProjectConfig]:
     """The prod project (the seed's recipe) for every OS profile and architecture, the local
-    project as shipped, and prod with a var file exercising image-builder's options."""
+    projects as shipped (production-shaped and Debian 12), and prod with a var file exercising image-builder's options."""
     prod = load_project("prod")
     out = {
         f"prod-{profile}-{arch}": ProjectConfig.model_validate(
@@ -39,6 +39,7 @@ def cases() -> dict[str, ProjectConfig]:
         for arch in ("x86", "arm")
     }
     out["local"] = load_project("local")
+    out["local-debian12"] = load_project("local-debian12")
     # image-builder's var-file options this tool honours: extra debs, kubelet args, a custom
     # Kubernetes apt repo and key, the Ubuntu archive; and keys it accepts as upstream ignores them.
     out["prod-varfile-options"] = ProjectConfig.model_validate(

@@ -72,6 +72,7 @@ async def admin_reset(request: Request) -> Response:
     st.faults.clear()
     st.requests.clear()
     st.exchanges.clear()
+    st.pulls.clear()
     st.bucket.refill()
     return Response(status_code=204)
 

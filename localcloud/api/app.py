@@ -25,6 +25,7 @@ from ..errors import APIError
 from ..faults import FaultRegistry
 from ..ratelimit import TokenBucket
 from .admin import ADMIN_ROUTES
+from .registry import REGISTRY_ROUTES, Pull
 from .routes import ROUTES
 
 log = logging.getLogger("localcloud")
@@ -74,6 +75,8 @@ class AppState:
     config: GateConfig = field(default_factory=GateConfig)
     # The artifact mirror served under /__localcloud/mirror/files (populated or not).
     mirror_root: Path = field(default_factory=lambda: Path("/nonexistent"))
+    # Every request to the mirror's registry (localcloud.api.registry): what the VMs pulled.
+    pulls: list[Pull] = field(default_factory=list)
 
 
 def _error_response(err: APIError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -311,7 +314,7 @@ def create_app(
     if mirror_root is not None:
         state.mirror_root = mirror_root
     inner = Starlette(
-        routes=[Mount("/v1", routes=ROUTES), Mount("/__localcloud", routes=ADMIN_ROUTES)],
+        routes=[Mount("/v1", routes=ROUTES), Mount("/__localcloud", routes=[*REGISTRY_ROUTES, *ADMIN_ROUTES])],
         exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=_lifespan(backend),
     )

@@ -42,7 +42,8 @@ STUB_SYSTEM_IMAGES = [
         ("ubuntu-22.04", "ubuntu", "22.04", "Ubuntu 22.04"),
         ("debian-12", "debian", "12", "Debian 12"),
     )
-]
+    # Added later: after the first six, so their ids stay what clients and tests know.
+] + [SystemImage("debian-13", arch, "debian", "13", "Debian 13", 5.0) for arch in ("x86", "arm")]
 
 # Stand-in snapshots report this size; there is no disk behind them.
 STUB_IMAGE_SIZE_GB = 0.42

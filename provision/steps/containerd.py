@@ -13,13 +13,24 @@ from .common import apt_install, fetch, pinned_or_published
 
 CERTS_DIR = "/etc/containerd/certs.d"
 
-# containerd's own unit (containerd/containerd containerd.service), rendered here instead of
-# fetched unverified from raw.githubusercontent.com as image-builder does.
-CONTAINERD_UNIT = """\
+# containerd's own unit (containerd/containerd containerd.service) for the installed major,
+# rendered here instead of fetched unverified from raw.githubusercontent.com as image-builder
+# does. 1.x starts after local-fs and raises the open-files limit to infinity; 2.x starts after
+# dbus (the systemd cgroup driver talks to it) and leaves the open-files limit at systemd's
+# default (containerd 2.0 removed LimitNOFILE: containers get 1024:524288 unless set).
+CONTAINERD_UNITS = {
+    1: ("network.target local-fs.target", "LimitNOFILE=infinity\n"),
+    2: ("network.target dbus.service", ""),
+}
+
+
+def containerd_unit(version: str) -> str:
+    after, nofile = CONTAINERD_UNITS[min(major(version), 2)]
+    return f"""\
 [Unit]
 Description=containerd container runtime
 Documentation=https://containerd.io
-After=network.target dbus.service
+After={after}
 
 [Service]
 ExecStartPre=-/sbin/modprobe overlay
@@ -31,7 +42,7 @@ Restart=always
 RestartSec=5
 LimitNPROC=infinity
 LimitCORE=infinity
-TasksMax=infinity
+{nofile}TasksMax=infinity
 OOMScoreAdjust=-999
 
 [Install]
@@ -104,7 +115,7 @@ def containerd(ctx: RecipeContext) -> Step:
             Run("mkdir -p /opt/cni/bin && tar -C /opt/cni/bin -xzf /tmp/capi-image/cni.tgz"),
         ]
     ops += [
-        Put("/etc/systemd/system/containerd.service", CONTAINERD_UNIT.encode(), 0o644),
+        Put("/etc/systemd/system/containerd.service", containerd_unit(ctx.versions.containerd_version).encode(), 0o644),
         Put("/etc/systemd/system/containerd.service.d/memory-pressure.conf", b"[Service]\nOOMScoreAdjust=-999\n"),
         Put("/etc/systemd/system/containerd.service.d/max-tasks.conf", b"[Service]\nTasksMax=infinity\n"),
         Run(f"install -d -m 0755 /etc/containerd /etc/containerd/conf.d {CERTS_DIR}"),

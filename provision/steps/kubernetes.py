@@ -13,6 +13,7 @@ from ..plan import Put, Run, Step
 from .common import APT_ENV, APT_GET, apt_install, fetch, pinned_or_published
 
 KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+SOURCES = "/etc/apt/sources.list.d/kubernetes.sources"
 BINARIES = ("kubelet", "kubeadm", "kubectl")
 
 KUBELET_UNIT = """\
@@ -36,6 +37,7 @@ KUBEADM_DROPIN = """\
 Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
 Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
 EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+EnvironmentFile=-/etc/sysconfig/kubelet
 EnvironmentFile=-/etc/default/kubelet
 ExecStart=
 ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
@@ -127,7 +129,7 @@ def kubernetes(ctx: RecipeContext) -> Step:
             Run("install -d -m 0755 /etc/apt/keyrings"),
             *get_key,
             Put(
-                "/etc/apt/sources.list.d/kubernetes.sources",
+                SOURCES,
                 f"Types: deb\nURIs: {repo}\nSuites: /\nSigned-By: {KEYRING}\n".encode(),
             ),
             Run(f"{APT_GET} update", env=APT_ENV),
@@ -148,7 +150,10 @@ def kubernetes(ctx: RecipeContext) -> Step:
                 fetch(url, f"/tmp/capi-image/{b}", checksum),
                 Run(f"install -m 0755 /tmp/capi-image/{b} /usr/bin/{b}"),
             ]
+        # What the pkgs.k8s.io debs bring, as upstream's url.yml creates it: the static pod
+        # manifests folder, /etc/sysconfig (its drop-in reads /etc/sysconfig/kubelet too).
         ops += [
+            Run("install -d -m 0755 /etc/kubernetes/manifests /etc/sysconfig"),
             Put("/etc/systemd/system/kubelet.service", KUBELET_UNIT.encode()),
             Put("/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", KUBEADM_DROPIN.encode()),
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..options import RecipeContext
 from ..plan import Put, Run, Step
+from ..profiles import NETWORK_CONFIG_FILES
 from .common import APT_ENV, APT_GET
 from .setup import APT_UNITS
 
@@ -62,7 +63,7 @@ def reset_cloud_init(*flags: str) -> tuple[Run, ...]:
 
 def removed_paths(ctx: RecipeContext) -> list[str]:
     """Every path sysprep deletes (as shell globs); tests check this list."""
-    return [*EARLY, *CLOUD_INIT, "/tmp/*", "/var/tmp/*", *ctx.profile.network_config_globs, *KEYS, *HISTORY]
+    return [*EARLY, *CLOUD_INIT, "/tmp/*", "/var/tmp/*", *NETWORK_CONFIG_FILES, *KEYS, *HISTORY]
 
 
 def sysprep(ctx: RecipeContext) -> Step:
@@ -97,7 +98,7 @@ def sysprep(ctx: RecipeContext) -> Step:
             Run("rm -rf " + " ".join(CLOUD_INIT)),
             *reset_cloud_init(),
             Run("rm -rf /tmp/* /tmp/.[!.]* /var/tmp/* /var/tmp/.[!.]*"),
-            Run("rm -f " + " ".join(ctx.profile.network_config_globs)),
+            Run("rm -f " + " ".join(NETWORK_CONFIG_FILES)),
             Run("rm -f " + " ".join(KEYS)),
             Run("find /var/log -type f -name '*.log' -exec truncate -s 0 {} +"),
             Run("find /var/log -type f -regex '.*[0-9z]$' -delete"),

@@ -7,7 +7,9 @@ import re
 
 from ..options import LOCALCLOUD, RecipeContext
 from ..plan import Check, Step
-from ..profiles import COMMON_DEBS
+from ..profiles import COMMON_DEBS, NETWORK_CONFIG_FILES
+from .containerd import major
+from .kubernetes import KEYRING, SOURCES
 from .node import SYSCTLS
 
 # goss checks these kernel params (not bbr, not inotify); rp_filter comes from "common".
@@ -63,6 +65,22 @@ def _service(name: str, enabled: bool, running: bool) -> list[Check]:
     return [en, run]
 
 
+def _nofile_check(containerd_version: str) -> Check:
+    """containerd's open-files limit as its own unit for that major sets it: 1.x raises it to
+    infinity, 2.x leaves systemd's default (containers inherit it)."""
+    if major(containerd_version) < 2:
+        return Check(
+            "containerd open-files limit infinity",
+            "systemctl show -p LimitNOFILE --value containerd",
+            "equals",
+            "infinity",
+        )
+    return Check(
+        "containerd open-files limit systemd's default",
+        '[ "$(systemctl show -p LimitNOFILE --value containerd)" = "$(systemctl show -p DefaultLimitNOFILE --value)" ]',
+    )
+
+
 def goss_packages(ctx: RecipeContext) -> list[str]:
     """The packages goss checks for this OS on hcloud: ``common_debs`` plus the hcloud
     provider list (goss-vars.yaml ``ubuntu.hcloud.package``; not the virt debs, which the setup
@@ -105,6 +123,15 @@ def checks(ctx: RecipeContext) -> list[Check]:
                     rf"^{deb}(-\d+(\.\d+)*)*$",
                 )
             )
+            # Held, so an unattended upgrade cannot move a node off the image's Kubernetes.
+            out.append(Check(f"package {b} held", f"dpkg-query -W -f='${{Status}}' {b}", "equals", "hold ok installed"))
+        # From a signed repository: the source names the key it trusts, and nothing overrides it.
+        out.append(
+            Check(
+                "kubernetes apt source signed",
+                f"test -s {KEYRING} && grep -qx 'Signed-By: {KEYRING}' {SOURCES} && ! grep -qi trusted {SOURCES}",
+            )
+        )
     else:
         sem = re.escape(v.kubernetes_semver)
         for b in ("kubectl version --client", "kubeadm version -o short", "kubelet --version"):
@@ -132,6 +159,20 @@ def checks(ctx: RecipeContext) -> list[Check]:
             )
         )
     out += [
+        # sysprep holds every installed package (image-builder #920): none may be left unheld.
+        Check(
+            "every package held",
+            "dpkg-query -W -f='${Status} ${binary:Package}\\n' | awk '$1 == \"install\" && $3 == \"installed\" {print $4}'",
+            "empty",
+        ),
+        _nofile_check(v.containerd_version),
+        # The sandbox image containerd runs every pod with: configured, and already in the image.
+        Check(
+            "containerd sandbox image configured",
+            'containerd config dump | grep -oE "(sandbox|sandbox_image) = [\'\\"][^\'\\"]+" | sed -E "s/.*[\'\\"]//" | sort -u',
+            "equals",
+            v.pause_image,
+        ),
         Check(
             "command containerd version", "containerd --version", "regex", re.escape(v.containerd_version.lstrip("v"))
         ),
@@ -146,6 +187,7 @@ def checks(ctx: RecipeContext) -> list[Check]:
         ),
     ]
     if ctx.options.image_pull:
+        out.append(Check("containerd sandbox image present", f"ctr -n k8s.io images ls -q | grep -qxF {v.pause_image}"))
         out += prepulled_checks("command crictl images: ")
     # The cloud-init module itself, not the file written: the flag must be what cloud-init reads.
     out.append(
@@ -170,6 +212,12 @@ def checks(ctx: RecipeContext) -> list[Check]:
         ),
         Check("hygiene /var/log at most 200 MB", "du -sm /var/log | cut -f1", "at_most", "200"),
         Check("hygiene no authorized_keys", "ls /root/.ssh/authorized_keys 2>/dev/null || true", "empty"),
+        # The build server's network (netplan or ifupdown): each new server gets its own from cloud-init.
+        Check(
+            "hygiene no network config of the build server",
+            f"ls -d {' '.join(NETWORK_CONFIG_FILES)} 2>/dev/null || true",
+            "empty",
+        ),
     ]
     return out
 

@@ -146,6 +146,12 @@ VAR_FILE_CASES = [
     ),
     ("server-type", {"server_type": "cx42"}, "server_type: a packer setting; set it in the project config"),
     ("ansible-vars", {"ansible_user_vars": "foo=bar"}, "passes variables to upstream's Ansible roles"),
+    # was silently ignored: the recipe renders containerd's own unit for the installed major
+    (
+        "containerd-unit",
+        {"containerd_service_url": "https://example.com/containerd.service"},
+        "containerd_service_url='https://example.com/containerd.service' is not supported (the recipe renders",
+    ),
 ]
 
 
@@ -167,7 +173,9 @@ def test_var_file_keys_at_upstream_defaults_are_accepted(lc: LocalCloud, tmp_pat
     Ubuntu path ignores pass."""
     var_file = tmp_path / "vars.json"
     defaults = {"http_proxy": "", "containerd_gvisor_runtime": "false", "reenable_public_repos": True,
-                "kubernetes_rpm_version": "1.31.4", "goss_version": "0.3.23", "build_name": "ubuntu-2404"}  # fmt: skip
+                "kubernetes_rpm_version": "1.31.4", "goss_version": "0.3.23", "build_name": "ubuntu-2404",
+                "containerd_service_url": "https://raw.githubusercontent.com/containerd/containerd/refs/tags/"
+                "v{{user `containerd_version`}}/containerd.service"}  # fmt: skip
     var_file.write_text(json.dumps({**json.loads(VERSIONS.read_text()), **defaults}))
     r = build(tmp_path, lc, STUB_PROJECT.replace(str(VERSIONS), str(var_file)))
     assert r.returncode == 0, r.stderr[-2000:]

@@ -27,7 +27,8 @@ from ..buildkit import BUILD_TIMES, STUB_PROJECT, VERSIONS, build_command, run_c
 from ..localclouds import LocalClouds
 
 LOCAL_VARS = CONFIG_DIR / "vars" / "k8s-1.31-localcloud.json"
-MIRRORED = STUB_PROJECT.replace("os: ubuntu-2404", "os: debian-12").replace(str(VERSIONS), str(LOCAL_VARS)) + (
+DEBIAN12_VARS = CONFIG_DIR / "vars" / "k8s-1.31-localcloud-debian12.json"
+MIRRORED = STUB_PROJECT.replace("os: ubuntu-2404", "os: debian-13").replace(str(VERSIONS), str(LOCAL_VARS)) + (
     "provision:\n  artifacts:\n    mirror: localcloud\n  registry_mirror:\n    url: localcloud\n"
 )
 
@@ -61,10 +62,14 @@ def test_the_admin_api_says_where_the_mirror_is_and_serves_it(mirrored_cloud: Lo
     assert info["populated"] is True and info["reachable_from_vms"] is True
     assert info["guest_url"] == f"http://10.0.2.2:{mirrored_cloud.port}/__localcloud/mirror/files"
     assert info["artifacts"]["containerd_url"] == info["guest_url"] + "/containerd"
-    # The committed local var file names exactly what the mirror serves.
-    assert info["versions"] == json.loads(LOCAL_VARS.read_text())
-    assert set(info["debian_packages"]) == {"containerd", "runc", "containernetworking-plugins"}
+    # The committed local var files name exactly what the mirror serves, one per node shape.
+    for var_file in (LOCAL_VARS, DEBIAN12_VARS):
+        assert info["var_files"][var_file.name] == json.loads(var_file.read_text())
+    assert info["versions"]["containerd_version"] == ["1.6.20", "2.1.9"]
+    assert set(info["debian_packages"]["bookworm"]) == {"containerd", "runc", "containernetworking-plugins"}
+    assert set(info["debian_packages"]["unstable"]) == {"containerd", "runc"}
     assert info["standins"] == ["kubelet", "kubeadm", "kubectl", "crictl"]
+    assert info["images"]["registry.k8s.io/pause:3.10"] in ("static pause", "stand-in")
 
     files = httpx.Client(base_url=info["host_url"] + "/", timeout=30)
     name = "containerd-1.6.20-linux-amd64.tar.gz"
@@ -99,7 +104,7 @@ def test_versions_the_mirror_does_not_serve_are_refused(mirrored_cloud: LocalClo
     r = run_cli(build_command(tmp_path), _project(tmp_path, MIRRORED.replace(str(LOCAL_VARS), str(VERSIONS))),
                 mirrored_cloud.endpoint)  # fmt: skip
     assert r.returncode == 2, r.stderr[-2000:]
-    assert "containerd_version 2.2.0 (the mirror has 1.6.20)" in r.stderr
+    assert "containerd_version 2.2.0 (the mirror has 1.6.20 or 2.1.9)" in r.stderr
     assert "k8s-1.31-localcloud.json" in r.stderr
     assert mutating(mirrored_cloud) == []
 
@@ -137,7 +142,7 @@ def test_an_unpopulatable_mirror_says_what_is_missing(tmp_path: Path, monkeypatc
     with pytest.raises(MirrorError) as err:
         populate_mirror(tmp_path / "localcloud-cache")
     message = str(err.value)
-    assert "could not download Debian's containerd, runc, containernetworking-plugins" in message
+    assert "could not download containerd, runc, containernetworking-plugins from the host's Debian archive" in message
     assert "make artifacts" in message
     assert mirror_metadata(mirror_root(tmp_path / "localcloud-cache")) is None
 
@@ -150,8 +155,9 @@ def test_the_plan_of_the_local_project_shows_where_the_mirror_will_be() -> None:
     assert r.returncode == 0, r.stderr
     text = r.stdout
     assert (
-        "http://10.0.2.2:PORT/__localcloud/mirror/files/containerd/v1.6.20/containerd-1.6.20-linux-amd64.tar.gz" in text
+        "http://10.0.2.2:PORT/__localcloud/mirror/files/containerd/v2.1.9/containerd-2.1.9-linux-amd64.tar.gz" in text
     )
+    assert "URIs: http://10.0.2.2:PORT/__localcloud/mirror/files/pkgs/core:/stable:/v1.31/deb/" in text
     assert '[host.\\"http://10.0.2.2:PORT/__localcloud/mirror/files/registry/v2/proxy-docker.io\\"]' in text
 
 

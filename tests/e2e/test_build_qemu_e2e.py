@@ -1,7 +1,9 @@
 """End to end on real VMs, exactly as the README runs it: ``make image PROJECT=local`` (the
-embedded localcloud, qemu backend, debian-12, the full node recipe against localcloud's own
-artifact mirror) publishes an available, fully labelled snapshot — every recipe step ok, a boot
-test of the node services passed — and leaves no server, key, VM or disk behind.
+embedded localcloud, qemu backend, the production path's shape: debian-13 networked with netplan,
+Kubernetes from the signed pkgs.k8s.io-shaped repository, containerd 2.x, the pre-pull through
+the registry mirror that answers; the full node recipe against localcloud's own artifact mirror)
+publishes an available, fully labelled snapshot — every recipe step ok, a boot test of the node
+services passed — and leaves no server, key, VM or disk behind.
 ``capi-image manifests`` then lifts that snapshot into a Cluster API file, and a second build
 on top of it proves that a failing verify check fails the build by name.
 
@@ -21,6 +23,7 @@ from typing import Any
 import pytest
 
 from builder.config import CONFIG_DIR, REPO_ROOT, load_project
+from localcloud.api.registry import PULL_LOG
 from localcloud.server import LocalCloud, Settings
 
 from ..buildkit import leftovers, run_build, snapshots
@@ -28,6 +31,9 @@ from ..conftest import qemu_pids, require_qemu
 
 pytestmark = pytest.mark.qemu
 
+PREPULLED_REPOSITORIES = (
+    "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns/coredns", "pause", "etcd",
+)  # fmt: skip
 RECIPE_STEPS = ["setup", "node", "hcloud-provider", "containerd", "registry-mirrors", "kubernetes", "sysprep", "verify"]
 
 
@@ -93,6 +99,16 @@ def test_make_image_local_builds_the_full_recipe(local_build: LocalBuild) -> Non
     assert m["local_mirror"]["url"].startswith("http://10.0.2.2:")
     assert m["local_mirror"]["standins"] == ["kubelet", "kubeadm", "kubectl", "crictl"]
     assert b.vms_after == []
+    # cloud-init accepted the build's user-data on both servers (an invalid key made it "degraded")
+    assert "cloud_init.degraded" not in b.stderr
+    # The production shape: what the manifest says was built.
+    assert m["os"] == "debian-13" and m["base_image"] == "debian-13"
+    assert m["versions"]["kubernetes_source_type"] == "pkg"
+    assert m["versions"]["containerd_version"].startswith("2.")
+    # A server from the snapshot is no slower to answer than the build server was (no first-boot
+    # stall: wait-online, presets, a leftover network config).
+    ready = m["ssh_ready_seconds"]
+    assert ready["boot-test"] <= 1.3 * ready["build"], ready
     # The build plus the boot test (a second server, key, waits); the bench holds the tight target.
     assert m["api_requests"] <= 100, m["api_requests_by_call"]
     assert m["root_used_bytes"] > 500_000_000  # containerd, packages: a node, not a bare OS
@@ -113,7 +129,7 @@ def test_the_snapshot_is_the_only_thing_left(local_build: LocalBuild) -> None:
     assert snap["status"] == "available"
     labels = snap["labels"]
     assert labels["caph-image-name"] == b.out["caph-image-name"]
-    assert labels["caph-image-name"].startswith("k8s-v1.31.4-debian-12-x86-")
+    assert labels["caph-image-name"].startswith("k8s-v1.31.4-debian-13-x86-")
     for key in ("created-by", "build-id", "kubernetes_version", "distribution", "distribution_release",
                 "distribution_version", "build_timestamp", "build_date", "os", "arch", "project"):  # fmt: skip
         assert key in labels, key
@@ -121,6 +137,19 @@ def test_the_snapshot_is_the_only_thing_left(local_build: LocalBuild) -> None:
     # The snapshot really holds the build: its size is what the guest had on its disk.
     ratio = snap["image_size"] * 1024**3 / b.manifest["root_used_bytes"]
     assert 0.5 < ratio < 1.05, ratio
+
+
+def test_every_prepulled_image_came_through_the_registry_mirror(local_build: LocalBuild) -> None:
+    """The mirror's pull log (localcloud writes it into its state directory): every image the
+    recipe pre-pulls was resolved and fetched through the hosts.toml mirror, and nothing was
+    asked for that the mirror did not have (no fallback to a registry that does not answer)."""
+    b = local_build
+    assert b.returncode == 0, b.stderr[-3000:]
+    pulls = [json.loads(line) for line in (b.tmp / "state" / PULL_LOG).read_text().splitlines()]
+    assert pulls and {p["status"] for p in pulls} == {200}, pulls
+    manifests = {p["path"].split("/manifests/")[0] for p in pulls if "/manifests/" in p["path"]}
+    assert manifests == {f"/v2/proxy-registry.k8s.io/{name}" for name in PREPULLED_REPOSITORIES}
+    assert any("/blobs/sha256:" in p["path"] for p in pulls)
 
 
 def test_the_snapshot_lifts_into_cluster_api_manifests(local_build: LocalBuild) -> None:

@@ -1,13 +1,35 @@
-"""What a machine is, as the parity run compares it: packages and versions, enabled and active
-units, sysctls, loaded and persisted modules, and the files under /etc, /usr/local and /opt/cni
-(mode, type, sha256 or link target). Read with one script over the build's own SSH connection
-(sysprep deletes authorized_keys), parsed and compared on the host with ``LC_ALL=C`` order."""
+"""What a machine is, as the parity run compares it: packages with version and hold state,
+enabled and active units, sysctls, loaded and persisted modules, the images in containerd's
+``k8s.io`` namespace, and the files under /etc, /usr/local, /opt/cni, /usr/bin and
+/usr/lib/systemd (mode, type, and the digest of the content or the link target). Config files
+whose format is known (TOML, YAML, systemd units and other ``key=value`` files) are compared by
+what they mean — their parsed content — not by their bytes (``config_digest``). Read with one
+script over the build's own SSH connection (sysprep deletes authorized_keys), parsed and compared
+on the host with ``LC_ALL=C`` order."""
 
 from __future__ import annotations
 
+import base64
 import fnmatch
+import hashlib
+import io
+import json
 import re
+import tomllib
 from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+ROOTS = "/etc /usr/local /opt/cni /usr/bin /usr/lib/systemd"
+# Config files read whole (under 64 KiB) and compared parsed.
+PARSED = (
+    "*.toml", "*.yaml", "*.yml", "/etc/cloud/cloud.cfg.d/*.cfg", "*.service", "*.timer", "*.socket",
+    "/etc/systemd/system/*.d/*.conf", "/usr/lib/systemd/system/*.d/*.conf", "/etc/default/*", "/etc/sysctl.conf",
+    "/etc/sysctl.d/*.conf", "/etc/modules-load.d/*.conf", "/etc/kubernetes-version", "/etc/apt/sources.list.d/*",
+)  # fmt: skip
+_FIND_PARSED = " -o ".join(f"-path '{g}'" if g.startswith("/") else f"-name '{g}'" for g in PARSED)
 
 COLLECT = r"""
 # Read-only and best effort: a missing file or a failing pipeline must not end the script
@@ -15,28 +37,37 @@ COLLECT = r"""
 set +e +o pipefail
 export LC_ALL=C
 echo '=== packages'
-dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' | awk '$3 ~ /^[ih]i/ {print $1, $2}'
+dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}
+' | awk '$3 ~ /^[ih]i/ {print $1, $2, ($3 ~ /^h/ ? "hold" : "install")}'
 # Units from the filesystem and the cgroup tree, not from systemctl: PID 1 stopped answering
 # D-Bus calls on a loaded TCG guest after sysprep ("Connection timed out"), and what is enabled
 # is the symlinks in /etc anyway; running services are the cgroups with processes.
 echo '=== enabled'
-find /etc/systemd/system -mindepth 2 -maxdepth 2 -type l \( -path '*.wants/*' -o -path '*.requires/*' \) -printf '%f\n' | sort -u
+find /etc/systemd/system -mindepth 2 -maxdepth 2 -type l \( -path '*.wants/*' -o -path '*.requires/*' \) -printf '%f
+' | sort -u
 echo '=== active'
 for d in /sys/fs/cgroup/system.slice/*.service; do [ -n "$(cat "$d/cgroup.procs" 2>/dev/null)" ] && basename "$d"; done; true
 echo '=== sysctl'
-sysctl -a 2>/dev/null | sed 's/\t/ /g'
+sysctl -a 2>/dev/null | sed 's/	/ /g'
 echo '=== modules'
 awk '{print $1}' /proc/modules
 echo '=== modules-persisted'
 cat /etc/modules /etc/modules-load.d/*.conf /usr/lib/modules-load.d/*.conf 2>/dev/null | sed 's/#.*//' | awk 'NF {print $1}'
+echo '=== images'
+ctr -n k8s.io images ls 2>/dev/null | awk 'NR > 1 && $1 !~ /^sha256:/ {print $1, $3}'
 echo '=== files'
-find /etc /usr/local /opt/cni -xdev \( -type f -o -type l \) -printf '%p\t%m\t%y\t%l\n' 2>/dev/null
+find ROOTS -xdev \( -type f -o -type l \) -printf '%p	%m	%y	%l
+' 2>/dev/null
 echo '=== hashes'
-find /etc /usr/local /opt/cni -xdev -type f -print0 2>/dev/null | xargs -0 -r sha256sum 2>/dev/null
+find ROOTS -xdev -type f -print0 2>/dev/null | xargs -0 -r sha256sum 2>/dev/null
+echo '=== contents'
+find ROOTS -xdev -type f -size -64k \( FIND_PARSED \) -print0 2>/dev/null |
+  while IFS= read -r -d '' f; do printf '%s	%s
+' "$f" "$(base64 -w0 "$f")"; done
 echo '=== end'
-"""
+""".replace("ROOTS", ROOTS).replace("FIND_PARSED", _FIND_PARSED)
 
-KINDS = ("packages", "enabled", "active", "sysctl", "modules", "modules-persisted", "files")
+KINDS = ("packages", "enabled", "active", "sysctl", "modules", "modules-persisted", "images", "files")
 
 
 @dataclass
@@ -46,9 +77,51 @@ class Machine:
     items: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in KINDS})
 
 
+def _unit(text: str) -> list[Any]:
+    """systemd units and ``key=value`` files (drop-ins, /etc/default, sysctl.conf): the settings
+    per section; a key's repeated values keep their order (``ExecStart=`` resets matter), the
+    order of different keys does not."""
+    section, settings = "", {}  # type: tuple[str, dict[tuple[str, str, str], list[str]]]
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            settings.setdefault((section, line, ""), [])
+            continue
+        settings.setdefault((section, key.strip(), ""), []).append(value.strip().strip('"'))
+    return sorted([list(k[:2]), v] for k, v in settings.items())
+
+
+def _parsed(path: str, data: bytes) -> Any:
+    """The meaning of a config file, or None when its format is not one of the known ones."""
+    text = data.decode(errors="replace")
+    try:
+        if path.endswith(".toml"):
+            return tomllib.loads(text)
+        if path.endswith((".yaml", ".yml", ".cfg")):
+            return YAML(typ="safe").load(io.StringIO(text))
+    except (tomllib.TOMLDecodeError, YAMLError):
+        return None
+    return _unit(text)
+
+
+def config_digest(path: str, data: bytes) -> str:
+    """``parsed:<digest>`` of what a config file means (same settings, same digest)."""
+    parsed = _parsed(path, data)
+    if parsed is None:
+        return hashlib.sha256(data).hexdigest()[:16]
+    canonical = json.dumps(parsed, sort_keys=True, default=str)
+    return "parsed:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 def parse(output: str) -> Machine:
     m = Machine()
-    section, hashes, files = "", {}, {}
+    section, hashes, files, contents = "", {}, {}, {}
     for line in output.splitlines():
         if line.startswith("=== "):
             section = line[4:].strip()
@@ -58,6 +131,9 @@ def parse(output: str) -> Machine:
         if section == "packages":
             name, _, version = line.partition(" ")
             m.items["packages"][name] = version
+        elif section == "images":
+            name, _, digest = line.partition(" ")
+            m.items["images"][name] = digest
         elif section in ("enabled", "active", "modules", "modules-persisted"):
             m.items[section][line.strip()] = ""
         elif section == "sysctl":
@@ -69,8 +145,11 @@ def parse(output: str) -> Machine:
         elif section == "hashes":
             digest, _, path = line.partition("  ")
             hashes[path] = digest[:16]
+        elif section == "contents":
+            path, _, b64 = line.partition("\t")
+            contents[path] = config_digest(path, base64.b64decode(b64))
     for path, (mode, kind, target) in files.items():
-        what = f"-> {target}" if kind == "l" else hashes.get(path, "unreadable")
+        what = f"-> {target}" if kind == "l" else contents.get(path) or hashes.get(path, "unreadable")
         m.items["files"][path] = f"{mode} {what}"
     return m
 
@@ -85,10 +164,14 @@ class Rule:
     # "upstream": only upstream has it; "ours": only this recipe; "differ": both, with different
     # values; "both": any of these
     side: str = "both"
+    # An explanation names one item (``pattern`` is that item); only what is ignored as volatile
+    # or test-bed noise may be a pattern.
+    exact: bool = True
 
     def matches(self, kind: str, item: str, side: str) -> bool:
         wanted = "both" if self.side == "differ" else self.side
-        return kind == self.kind and fnmatch.fnmatchcase(item, self.pattern) and (self.side == "both" or wanted == side)
+        found = item == self.pattern if self.exact else fnmatch.fnmatchcase(item, self.pattern)
+        return kind == self.kind and found and (self.side == "both" or wanted == side)
 
 
 @dataclass(frozen=True)

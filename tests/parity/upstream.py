@@ -1,42 +1,51 @@
 """Running image-builder's playbooks the way its hcloud packer build does, against a localcloud VM.
 
-What Debian 12 lacks for upstream's Ubuntu-only tasks is served as clearly named stand-ins
-(see ``../shared/reference/image-builder-ansible-run.md``): a flat apt repository of empty
-packages for the Ubuntu-only provider packages, upstream's ``extra_repos`` mechanism to add it,
-and a one-task role that creates ``/usr/bin/ctr`` before upstream's http path calls it.
+The production shape (Debian 13 networked as Ubuntu's cloud images, Kubernetes from the
+pkgs.k8s.io-shaped repository, containerd 2.x from the mirror, containerd's own unit from the
+mirror — never a file of this recipe). What the test bed lacks for upstream's tasks is served
+as clearly named stand-ins (see ``../shared/reference/image-builder-ansible-run.md``):
+
+- a flat apt repository of empty packages for the Ubuntu-only provider packages, added with
+  upstream's own ``extra_repos`` mechanism;
+- a one-task-list role run before upstream's node role (``node_custom_roles_pre``) that installs
+  an ``apt-key`` stand-in (Debian 13's apt has no ``apt-key``; upstream's ``apt_key`` task needs
+  one: it files the key under ``/etc/apt/trusted.gpg.d``, as ``apt-key add`` did) and a
+  ``hosts.toml`` for registry.k8s.io pointing at localcloud's registry (the test bed has no
+  internet: upstream's pre-pull goes through the mirror as this recipe's does).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import re
 import shlex
 import subprocess
-import tarfile
 from pathlib import Path
 from typing import Any
-
-from provision.steps.containerd import CONTAINERD_UNIT
 
 # Debian lacks these Ubuntu packages, which upstream's providers role installs unconditionally.
 STANDIN_DEBS = ("cloud-initramfs-copymods", "linux-cloud-tools-generic", "linux-tools-generic")
 # linux-cloud-tools ships hv-kvp-daemon.service, which upstream's hcloud path disables.
 KVP_UNIT = "[Unit]\nDescription=STANDIN hv-kvp-daemon (no-op)\n\n[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n"
-K8S_IMAGES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
-CTR_ROLE = "parity_ctr_link_standin"
-
-
-def _tar_bytes(files: dict[str, bytes], gz: bool = False) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz" if gz else "w") as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o755 if name.startswith(("usr/", "./usr/")) else 0o644
-            t.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+PRE_ROLE = "parity_testbed_standins"
+APT_KEY = "/usr/local/sbin/apt-key"
+APT_KEY_RING = "/etc/apt/trusted.gpg.d/apt-key-standin.gpg"
+REGISTRY_HOSTS = "/etc/containerd/certs.d/registry.k8s.io/hosts.toml"
+# The commands upstream's apt_key module runs: list keys, add one from a file or stdin.
+APT_KEY_SCRIPT = f"""#!/bin/bash
+# STANDIN apt-key (make parity): Debian 13's apt has no apt-key; upstream's apt_key task needs it.
+set -euo pipefail
+ring={APT_KEY_RING}
+case "$1" in
+  adv) shift; gpg --no-default-keyring --keyring "$ring" "$@" 2>/dev/null || true;;
+  add) install -d -m 0755 /etc/apt/trusted.gpg.d
+       if [ "$2" = - ]; then src=$(mktemp); cat > "$src"; else src=$2; fi
+       gpg --batch --no-default-keyring --keyring "$ring" --import "$src"; chmod 0644 "$ring"; rm -f "$ring~";;
+  *) echo "apt-key stand-in: $* is not supported" >&2; exit 1;;
+esac
+"""
 
 
 def standin_deb(name: str, files: dict[str, bytes], workdir: Path) -> Path:
@@ -79,52 +88,32 @@ def standin_repo(dest: Path) -> None:
     (dest / "Packages.gz").write_bytes(gzip.compress(packages, mtime=0))
 
 
-def docker_archive(image: str, arch: str, tag: str) -> bytes:
-    """A ``docker save`` archive of one empty image tagged ``<image>-<arch>:<tag>`` — the shape
-    upstream's modify-k8s-img.sh rewrites (manifest.json and repositories)."""
-    layer = _tar_bytes({})
-    diff_id = hashlib.sha256(layer).hexdigest()
-    config = json.dumps(
-        {
-            "architecture": arch,
-            "os": "linux",
-            "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
-        }
-    ).encode()
-    config_id = hashlib.sha256(config).hexdigest()
-    repo = f"registry.k8s.io/{image}-{arch}"
-    manifest = [{"Config": f"{config_id}.json", "RepoTags": [f"{repo}:{tag}"], "Layers": [f"{diff_id}/layer.tar"]}]
-    return _tar_bytes(
-        {
-            f"{config_id}.json": config,
-            f"{diff_id}/layer.tar": layer,
-            "manifest.json": json.dumps(manifest).encode(),
-            "repositories": json.dumps({repo: {tag: diff_id}}).encode(),
-        }
+def registry_hosts(registry_mirror: str) -> str:
+    """containerd's hosts.toml sending registry.k8s.io pulls to localcloud's registry (the
+    parity run's own text: a test-bed route, ignored in the comparison)."""
+    return (
+        'server = "https://registry.k8s.io"\n\n'
+        f'[host."{registry_mirror}/v2/proxy-registry.k8s.io"]\n'
+        '  capabilities = ["pull", "resolve"]\n  override_path = true\n'
     )
 
 
-def write_extras(dest: Path, mirror_root: Path, kubernetes_semver: str, arch: str = "amd64") -> None:
-    """What upstream's run needs beyond localcloud's mirror: the stand-in apt repository,
-    containerd's unit file (the one this recipe renders), and the image tarballs of its http
-    path — beside copies of the mirror's kubelet/kubeadm/kubectl, because upstream fetches
-    binaries and images from one base URL (``kubernetes_http_source``)."""
+def write_extras(dest: Path, registry_mirror: str) -> None:
+    """What upstream's run needs beyond localcloud's mirror: the stand-in apt repository and the
+    stand-in role (apt-key, the registry route)."""
     standin_repo(dest / "standins")
-    (dest / "containerd.service").write_text(CONTAINERD_UNIT)
-    images = dest / "k8s" / kubernetes_semver / "bin/linux" / arch
-    images.mkdir(parents=True, exist_ok=True)
-    for binary in (mirror_root / "k8s" / kubernetes_semver / "bin/linux" / arch).iterdir():
-        (images / binary.name).write_bytes(binary.read_bytes())
-    for image in K8S_IMAGES:
-        (images / f"{image}.tar").write_bytes(docker_archive(image, arch, kubernetes_semver))
-    role = dest / "roles" / CTR_ROLE / "tasks"
-    role.mkdir(parents=True, exist_ok=True)
-    # Upstream's http path runs /usr/bin/ctr ("Load Kubernetes images") before its own "Symlink
-    # cri-tools" task creates that link; the same link, earlier. The end state is unchanged.
-    (role / "main.yml").write_text(
-        "- name: STANDIN create /usr/bin/ctr before upstream's http path calls it\n"
-        "  ansible.builtin.file: {src: /usr/local/bin/ctr, dest: /usr/bin/ctr, state: link, force: true}\n"
+    role = dest / "roles" / PRE_ROLE
+    (role / "files").mkdir(parents=True, exist_ok=True)
+    (role / "tasks").mkdir(parents=True, exist_ok=True)
+    (role / "files" / "apt-key").write_text(APT_KEY_SCRIPT)
+    (role / "files" / "hosts.toml").write_text(registry_hosts(registry_mirror))
+    (role / "tasks" / "main.yml").write_text(
+        "- name: STANDIN apt-key (Debian 13 has none; upstream's apt_key task runs it)\n"
+        f"  ansible.builtin.copy: {{src: apt-key, dest: {APT_KEY}, mode: '0755'}}\n"
+        "- name: STANDIN route registry.k8s.io pulls to localcloud's registry (the test bed has no internet)\n"
+        f"  ansible.builtin.file: {{path: {REGISTRY_HOSTS.rsplit('/', 1)[0]}, state: directory, mode: '0755'}}\n"
+        "- name: STANDIN route registry.k8s.io pulls to localcloud's registry (its hosts.toml)\n"
+        f"  ansible.builtin.copy: {{src: hosts.toml, dest: {REGISTRY_HOSTS}, mode: '0644'}}\n"
     )
     (dest / "standins.list").write_text("")  # rewritten with the URL by ansible_vars()
 
@@ -160,6 +149,7 @@ def ansible_vars(user: dict[str, str], mirror: str, extras: str, extras_dir: Pat
     guest reaches them."""
     v = user
     (extras_dir / "standins.list").write_text(f"deb [trusted=yes] {extras}/standins ./\n")
+    apt_repo = f"{mirror}/pkgs/core:/stable:/{v['kubernetes_series']}/deb/"
     extra: dict[str, Any] = {
         "packer_build_name": "hcloud",
         "packer_builder_type": "hcloud",
@@ -169,14 +159,16 @@ def ansible_vars(user: dict[str, str], mirror: str, extras: str, extras_dir: Pat
         "containerd_runc_checksum_url": f"{mirror}/runc/v{v['runc_version']}/runc.sha256sum",
         "crictl_url": f"{mirror}/crictl/v{v['crictl_version']}/crictl-v{v['crictl_version']}-linux-amd64.tar.gz",
         "kubernetes_cni_http_source": f"{mirror}/cni",
-        # binaries and image tarballs from one base URL, as upstream expects (see write_extras)
-        "kubernetes_http_source": f"{extras}/k8s",
-        "containerd_service_url": f"{extras}/containerd.service",
+        "kubernetes_http_source": f"{mirror}/k8s",
+        # containerd's own unit of that release, as the mirror serves it (from Debian's package)
+        "containerd_service_url": f"{mirror}/containerd/v{v['containerd_version']}/containerd.service",
+        "kubernetes_deb_repo": apt_repo,
+        "kubernetes_deb_gpg_key": f"{apt_repo}Release.key",
         # Debian has no linux-{cloud-,}tools-virtual (Ubuntu-only metapackages).
         "common_virt_debs": ["open-vm-tools"],
         "extra_repos": str(extras_dir / "standins.list"),
         "remove_extra_repos": True,
-        "node_custom_roles_pre": CTR_ROLE,
+        "node_custom_roles_pre": PRE_ROLE,
     }
     return v["ansible_common_vars"], extra
 

@@ -34,7 +34,7 @@ def test_a_one_line_recipe_change_shows_as_a_readable_diff(monkeypatch: pytest.M
 
 def test_every_profile_and_architecture_is_pinned() -> None:
     names = set(CASES)
-    for profile in ("ubuntu-2404", "ubuntu-2204", "debian-12"):
+    for profile in ("ubuntu-2404", "ubuntu-2204", "debian-12", "debian-13"):
         assert {f"prod-{profile}-x86", f"prod-{profile}-arm"} <= names
     assert sorted(p.name for p in golden.GOLDEN_DIR.glob("plan-*.json")) == sorted(
         golden.path(n).name for n in names

@@ -3,37 +3,65 @@ reading a machine, and the comparison that decides the run's exit code."""
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from pathlib import Path
 
 from tests.parity import upstream
-from tests.parity.rules import IGNORE
-from tests.parity.state import Rule, compare, parse, report
+from tests.parity.rules import IGNORE, RULES
+from tests.parity.state import Rule, compare, config_digest, parse, report
 
-from .test_upstream_parity import UPSTREAM
+from ..reference import UPSTREAM
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_packer_vars_are_upstream_defaults_overridden_by_the_var_file() -> None:
     var_file = json.loads((REPO / "config/vars/k8s-1.31-localcloud.json").read_text())
-    v = upstream.packer_user_vars(UPSTREAM, var_file, "debian-12")
+    v = upstream.packer_user_vars(UPSTREAM, var_file, "debian-13")
     common = v["ansible_common_vars"]
     # packer.json declares ansible_common_vars empty; config/ansible-args.json must win.
-    assert "containerd_version=1.6.20 " in common and "kubernetes_source_type=http " in common
+    assert "containerd_version=2.1.9 " in common and "kubernetes_source_type=pkg " in common
     assert "crictl_source_type=pkg " in common  # packer/config/kubernetes.json's default
     assert "{{" not in common
 
 
-def test_k8s_image_tarball_has_the_shape_upstreams_script_rewrites() -> None:
-    data = upstream.docker_archive("kube-proxy", "amd64", "v1.31.4")
-    with tarfile.open(fileobj=io.BytesIO(data)) as t:
-        manifest = json.loads(t.extractfile("manifest.json").read())
-        repos = json.loads(t.extractfile("repositories").read())
-    assert manifest[0]["RepoTags"] == ["registry.k8s.io/kube-proxy-amd64:v1.31.4"]
-    assert list(repos) == ["registry.k8s.io/kube-proxy-amd64"]
+def test_upstreams_run_gets_the_mirrors_files_never_this_recipes(tmp_path: Path) -> None:
+    """The containerd unit and the Kubernetes repository upstream's run uses are the mirror's
+    (containerd's own unit, the signed repository), not files this recipe renders."""
+    var_file = json.loads((REPO / "config/vars/k8s-1.31-localcloud.json").read_text())
+    user = upstream.packer_user_vars(UPSTREAM, var_file, "debian-13")
+    upstream.write_extras(tmp_path, "http://10.0.2.2:1/m/registry")
+    _, extra = upstream.ansible_vars(user, "http://10.0.2.2:1/m", "http://10.0.2.2:2", tmp_path)
+    assert extra["containerd_service_url"] == "http://10.0.2.2:1/m/containerd/v2.1.9/containerd.service"
+    assert extra["kubernetes_deb_repo"] == "http://10.0.2.2:1/m/pkgs/core:/stable:/v1.31/deb/"
+    assert extra["kubernetes_deb_gpg_key"] == extra["kubernetes_deb_repo"] + "Release.key"
+    assert not list(tmp_path.rglob("containerd.service"))
+    tasks = (tmp_path / "roles" / upstream.PRE_ROLE / "tasks" / "main.yml").read_text()
+    assert tasks.count("STANDIN") == 3
+
+
+def test_explanations_name_one_item_each() -> None:
+    for rule in RULES:
+        assert rule.exact and not any(c in rule.pattern for c in "*?["), rule
+
+
+def test_config_files_compare_by_meaning() -> None:
+    """Two texts with the same settings (other comments, order, quoting) are the same item;
+    a changed setting is not."""
+    a = b"# c\nversion = 3\n[plugins.'x'.y]\n  sandbox = 'p:3.10'\n"
+    b = b'version = 3\n\n[plugins."x".y]\nsandbox = "p:3.10" # same\n'
+    assert config_digest("/etc/containerd/config.toml", a) == config_digest("/etc/containerd/config.toml", b)
+    assert config_digest("/etc/containerd/config.toml", a) != config_digest(
+        "/etc/containerd/config.toml", a.replace(b"3.10", b"3.9")
+    )
+    unit_a = b"[Service]\n# why\nExecStart=\nExecStart=/usr/bin/k\nRestart=always\n"
+    unit_b = b"[Service]\nRestart=always\nExecStart=\nExecStart=/usr/bin/k\n"
+    assert config_digest("/x/k.service", unit_a) == config_digest("/x/k.service", unit_b)
+    # the order of a key's repeated values is meaning (ExecStart= resets)
+    unit_c = b"[Service]\nRestart=always\nExecStart=/usr/bin/k\nExecStart=\n"
+    assert config_digest("/x/k.service", unit_a) != config_digest("/x/k.service", unit_c)
+    state = parse("=== files\n/etc/a.toml\t644\tf\t\n=== contents\n/etc/a.toml\tdmVyc2lvbiA9IDMK\n")
+    assert state.items["files"]["/etc/a.toml"].startswith("644 parsed:")
 
 
 STATE = """=== packages
@@ -69,11 +97,15 @@ def test_compare_explains_ignores_and_reports_the_rest() -> None:
         ("packages", "thin-provisioning-tools", "upstream", None)
     ]
     assert "**1 unexplained difference(s)**" in report(diffs, "# r")
-    explained = compare(theirs, ours, [Rule("packages", "thin-*", "recommended by lvm2", side="upstream")], IGNORE)
+    explained = compare(
+        theirs, ours, [Rule("packages", "thin-*", "recommended by lvm2", side="upstream", exact=False)], IGNORE
+    )
     assert explained[0].reason == "recommended by lvm2"
     assert "**0 unexplained difference(s)**, 1 explained" in report(explained, "# r")
     # a rule for one side does not explain the other
-    assert compare(ours, theirs, [Rule("packages", "thin-*", "x", side="upstream")], IGNORE)[0].reason is None
+    assert (
+        compare(ours, theirs, [Rule("packages", "thin-*", "x", side="upstream", exact=False)], IGNORE)[0].reason is None
+    )
 
 
 def test_a_rule_names_the_side_it_explains() -> None:
@@ -81,7 +113,7 @@ def test_a_rule_names_the_side_it_explains() -> None:
     both, only_ours = "/etc/both.conf", "/etc/ours.conf"
     a = parse(f"=== files\n{both}\t644\tf\t\n=== hashes\naaaa  {both}\n")
     b = parse(f"=== files\n{both}\t644\tf\t\n{only_ours}\t644\tf\t\n=== hashes\nbbbb  {both}\ncccc  {only_ours}\n")
-    rules = [Rule("files", "/etc/*.conf", "own text", side="differ")]
+    rules = [Rule("files", "/etc/*.conf", "own text", side="differ", exact=False)]
     found = {d.item: d.reason for d in compare(a, b, rules, [])}
     assert found == {both: "own text", only_ours: None}
     rules.append(Rule("files", only_ours, "ours only", side="ours"))

@@ -16,13 +16,15 @@ import pytest
 
 from provision.options import RecipeContext, RecipeOptions, RegistryMirror, Secrets
 from provision.plan import Check, Put, Run
-from provision.profiles import PROFILES
+from provision.profiles import NETWORK_CONFIG_FILES, PROFILES
 from provision.recipe import build_plan
 from provision.steps.containerd import urls
 from provision.steps.mirrors import MirrorCredentialsError
 from provision.steps.sysprep import removed_paths
 from provision.steps.verify import checks
 from provision.versions import IMAGE_BUILDER_DEFAULTS, Versions, load_versions
+
+from ..reference import UPSTREAM
 
 REPO = Path(__file__).resolve().parents[2]
 V131 = load_versions(REPO / "config/vars/k8s-1.31.json")
@@ -66,7 +68,9 @@ def test_full_plan_renders_every_step(profile: str, arch: str) -> None:
     install = [c for c in setup.commands() if " install " in c][-1]
     for pkg in ("auditd", "conntrack", "chrony", "socat", "jq", "ebtables"):
         assert pkg in install
-    assert ("linux-tools-virtual" in install) == (profile.startswith("ubuntu") and arch == "x86")
+    # upstream's node role adds common_virt_debs on every architecture (arm64 too)
+    assert ("linux-tools-virtual" in install) == profile.startswith("ubuntu")
+    assert "open-vm-tools" in install
     assert any("dist-upgrade" in c for c in setup.commands())
     assert any("mask apt-daily.timer" in c for c in setup.commands())
     # held packages (our own snapshot as the base) are released before apt touches anything
@@ -229,9 +233,10 @@ def test_apt_sources_rewrite(profile: str) -> None:
         assert text.startswith("deb http://mirror.local/repo jammy main restricted universe\n")
         assert "multiverse" not in text
     else:
-        assert "Suites: bookworm bookworm-updates" in text and "Suites: bookworm-security" in text
+        release = p.release  # bookworm, trixie
+        assert f"Suites: {release} {release}-updates" in text and f"Suites: {release}-security" in text
         # Debian's security suite is not below the main mirror.
-        assert "URIs: http://security.debian.org/debian-security\nSuites: bookworm-security" in text
+        assert f"URIs: http://security.debian.org/debian-security\nSuites: {release}-security" in text
 
 
 @pytest.mark.parametrize("profile", list(PROFILES))
@@ -240,7 +245,7 @@ def test_apt_sources_by_default(profile: str) -> None:
     ubuntu_repo); Debian keeps the image's own."""
     files = build_plan(ctx(profile)).step("setup").files()
     p = PROFILES[profile]
-    if profile == "debian-12":
+    if p.distribution == "debian":
         assert p.apt_sources_path not in files
         return
     text = files[p.apt_sources_path].text
@@ -262,8 +267,9 @@ def test_sysprep_file_list(profile: str) -> None:
     assert "journalctl -m --vacuum-time=1s" in commands
     assert "fstrim" in commands
     assert step.files()["/etc/hosts"].text.startswith("127.0.0.1 localhost localhost.local")
-    net = PROFILES[profile].network_config_globs
-    assert ("/etc/netplan/*.yaml" in net) == profile.startswith("ubuntu")
+    # Whatever the image renders its network with: netplan (Ubuntu, Debian 13) or ifupdown (Debian 12).
+    for path in NETWORK_CONFIG_FILES:
+        assert path in commands, path
     # custom scripts run before sysprep, verify last
     names = build_plan(c).names
     assert names.index("custom-scripts") < names.index("sysprep") < names.index("verify")
@@ -340,6 +346,7 @@ def test_ubuntu_sysprep_leaves_networking_to_cloud_init_and_networkd() -> None:
     (cloud-init renders the new server's before networkd starts), so wait-online has something
     to wait for; Debian's is ifupdown, and its rendered 50-cloud-init goes the same way."""
     for name, stack_file in (("ubuntu-2404", "/etc/netplan/*.yaml"), ("ubuntu-2204", "/etc/netplan/*.yaml"),
+                             ("debian-13", "/etc/netplan/*.yaml"),
                              ("debian-12", "/etc/network/interfaces.d/50-cloud-init")):  # fmt: skip
         commands = "\n".join(build_plan(ctx(name)).step("sysprep").commands())
         assert stack_file in commands, name
@@ -420,3 +427,75 @@ def test_cloud_init_user_data_failures_do_not_stop_a_node() -> None:
     cs = {c.name: c for c in checks(ctx())}
     assert cs["cloud-init ERROR_ON_USER_DATA_FAILURE off"].judge(0, "False\n") is None
     assert cs["cloud-init ERROR_ON_USER_DATA_FAILURE off"].judge(0, "True\n") is not None
+
+
+def test_arm64_installs_the_virt_debs_as_upstream_does() -> None:
+    """Review gap: arm64 dropped linux-tools-virtual, linux-cloud-tools-virtual, open-vm-tools."""
+    install = [c for c in build_plan(ctx("ubuntu-2404", "arm")).step("setup").commands() if " install " in c][-1]
+    for pkg in ("linux-cloud-tools-virtual", "linux-tools-virtual", "open-vm-tools"):
+        assert f" {pkg}" in install, pkg
+
+
+@pytest.mark.parametrize(
+    ("version", "after", "nofile"),
+    [("1.6.20", "network.target local-fs.target", True), ("1.7.29", "network.target local-fs.target", True),
+     ("2.1.9", "network.target dbus.service", False), ("2.2.0", "network.target dbus.service", False)],
+)  # fmt: skip
+def test_containerd_unit_is_the_one_of_its_major(version: str, after: str, nofile: bool) -> None:
+    """Review gap: upstream's 1.x unit sets LimitNOFILE=infinity (containers otherwise get
+    1024:524288); 2.x's does not. verify checks the limit the running daemon has."""
+    c = ctx(versions=versions(containerd_version=version))
+    unit = build_plan(c).step("containerd").files()["/etc/systemd/system/containerd.service"].text
+    assert f"After={after}\n" in unit
+    assert ("LimitNOFILE=infinity\n" in unit) == nofile
+    [check] = [ch for ch in checks(c) if ch.name.startswith("containerd open-files limit")]
+    if nofile:
+        assert check.command == "systemctl show -p LimitNOFILE --value containerd" and check.value == "infinity"
+        assert check.judge(0, "524288") is not None and check.judge(0, "infinity") is None
+    else:
+        assert "DefaultLimitNOFILE" in check.command
+
+
+def test_http_path_kubelet_files_are_upstreams() -> None:
+    """Review gap: the http path's drop-in lacked EnvironmentFile=-/etc/sysconfig/kubelet and
+    /etc/kubernetes/manifests was never created (upstream's url.yml does both)."""
+    upstream_dropin = (
+        UPSTREAM / "ansible/roles/kubernetes/templates/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"
+    ).read_text()
+    step = build_plan(ctx(versions=versions(kubernetes_source_type="http", kubernetes_cni_source_type="http"))).step(
+        "kubernetes"
+    )
+    dropin = step.files()["/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"].text
+
+    def settings(text: str) -> list[str]:
+        return [line for line in text.replace("{{ sysusr_prefix }}", "/usr").splitlines() if line and line[0] != "#"]
+
+    assert settings(dropin) == settings(upstream_dropin)
+    assert "EnvironmentFile=-/etc/sysconfig/kubelet" in dropin
+    assert "install -d -m 0755 /etc/kubernetes/manifests /etc/sysconfig" in step.commands()
+
+
+def test_verify_checks_holds_and_the_sandbox_image() -> None:
+    """Review gap: verify checked neither package holds nor the pause (sandbox) image."""
+    cs = {ch.name: ch for ch in checks(ctx())}
+    for b in ("kubelet", "kubeadm", "kubectl"):
+        held = cs[f"package {b} held"]
+        assert held.judge(0, "hold ok installed") is None and held.judge(0, "install ok installed") is not None
+    assert cs["every package held"].judge(0, "libfoo1\n") is not None
+    assert cs["every package held"].judge(0, "") is None
+    assert cs["kubernetes apt source signed"].expect == "exit0"
+    configured = cs["containerd sandbox image configured"]
+    assert configured.value == "registry.k8s.io/pause:3.10"
+    assert configured.judge(0, "registry.k8s.io/pause:3.9") is not None
+    assert "registry.k8s.io/pause:3.10" in cs["containerd sandbox image present"].command
+    assert "containerd sandbox image present" not in {ch.name for ch in checks(ctx(image_pull=False))}
+
+
+def test_debian_13_takes_the_production_branches() -> None:
+    """debian-13 (netplan + networkd, cloud-init 25) runs the same branches as Ubuntu 24.04 where
+    the image decides them: netplan files removed by sysprep, the apt sources in deb822."""
+    c = ctx("debian-13")
+    assert PROFILES["debian-13"].hcloud_image == "debian-13"
+    commands = "\n".join(build_plan(c).step("sysprep").commands())
+    assert "/etc/netplan/*.yaml" in commands
+    assert "hygiene no network config of the build server" in {ch.name for ch in checks(c)}

@@ -20,13 +20,9 @@ from provision.recipe import build_plan
 from provision.steps import kubernetes, node, provider
 from provision.steps.verify import checks
 
+from ..reference import UPSTREAM
 from .test_provision_render import ctx
 
-UPSTREAM = Path(
-    os.environ.get(
-        "IMAGE_BUILDER_REFERENCE", Path(__file__).resolve().parents[3] / "shared/reference/image-builder-v0.1.48"
-    )
-)
 GOSS = UPSTREAM / "packer/goss"
 ROLES = UPSTREAM / "ansible/roles"
 PARITY_DOC = Path(__file__).resolve().parents[2] / "docs/recipe-parity.md"
