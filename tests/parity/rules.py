@@ -62,6 +62,13 @@ RP_FILTER = "rp_filter=1 on every profile (upstream: Ubuntu only)"
 
 RULES: list[Rule] = [
     Rule("files", "/etc/capi-image-release", "this tool's provenance file", side="ours"),
+    Rule(
+        "files",
+        "/etc/machine-id",
+        "empty instead of cloud-init's 'uninitialized': no systemd first boot on the nodes (presets, sshd-keygen "
+        "before cloud-init makes the host keys again)",
+        side="differ",
+    ),
     Rule("files", "/usr/local/sbin/capi-image-fetch", "this tool's checksum-verifying download helper", side="ours"),
     Rule(
         "files",
