@@ -102,3 +102,17 @@ def test_projects_environments_and_secrets() -> None:
     assert sorted(inputs["os"]["options"]) == sorted(
         {v.config.os for name in projects for v in expand(load_project(name))}
     )
+
+
+def test_ci_runs_the_tests_with_ci_visible() -> None:
+    """sudo's env_reset drops the environment: every "fail under CI instead of skipping" guard
+    would skip on GitHub unless the test step keeps CI (and the reference paths) through sudo."""
+    job = load("ci.yml")["jobs"]["test"]
+    assert job["env"]["CI"] == "true"
+    [test] = [s for s in job["steps"] if s.get("name") == "Test"]
+    kept = test["run"].split("--preserve-env=", 1)[1].split()[0].split(",")
+    assert {"CI", "HCLOUD_OPENAPI_SPEC", "IMAGE_BUILDER_REFERENCE"} <= set(kept)
+    # the reference the parity tests read is provided, at upstream's tag
+    [ref] = [s for s in job["steps"] if s.get("with", {}).get("repository") == "kubernetes-sigs/image-builder"]
+    assert ref["with"]["ref"] == "v0.1.48"
+    assert job["env"]["IMAGE_BUILDER_REFERENCE"].endswith(ref["with"]["path"] + "/images/capi")
