@@ -15,18 +15,13 @@ from provision.options import RecipeOptions
 from provision.profiles import PROFILES, Profile
 from provision.recipe import RECIPES
 
+from . import naming
 from .errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = Path(os.environ.get("CAPI_IMAGE_CONFIG_DIR", REPO_ROOT / "config"))
 
-IMAGE_NAME_FIELDS = {
-    "kubernetes_semver", "kubernetes_series", "os", "arch", "timestamp", "date", "build_id", "project",
-    "build_name", "build_timestamp",
-}  # fmt: skip
-# image-builder's hcloud name (packer/hcloud/hcloud-config.json): build_name is the OS profile
-# (ubuntu-2404), build_timestamp UNIX seconds. CAPH filters by architecture, so one name may
-# serve x86 and arm images.
+IMAGE_NAME_FIELDS = naming.FIELDS
 # Labels the build sets on what it creates: a project may not set them (a caph-image-name on a
 # snapshot still being created could be picked up by CAPH; created-by/build-id are how cleanup
 # and gc find things).

@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from provision.versions import VersionsError, load_versions
+from provision.versions import Versions, VersionsError, load_versions
 
 from .. import log as logmod
 from ..budget import RequestBudget
@@ -31,6 +31,7 @@ from ..config import ConfigError, ProjectConfig
 from ..endpoint import target
 from ..errors import CleanupIncompleteError, FailedError, InputError
 from ..interrupts import Interrupted, SignalGuard, StopSignal
+from ..naming import image_name
 from ..pipeline import Build, BuildResult, new_build_id
 
 log = logmod.get("capi-image.matrix")
@@ -40,6 +41,11 @@ log = logmod.get("capi-image.matrix")
 class Variant:
     key: str  # os/arch/k8s, unique within the matrix
     config: ProjectConfig
+    versions: Versions
+
+
+# One instant for every variant's probe name (see variants()).
+PROBE_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -75,12 +81,12 @@ def expand(config: ProjectConfig) -> list[Variant]:
         raise ConfigError(f"project '{config.name}' has no matrix: add a `matrix:` section or build without --matrix")
     default_arch = config.architecture or ("arm" if config.server_type.startswith("cax") else "x86")
     variants = []
-    for versions in m.versions or [config.versions]:
+    for var_file in m.versions or [config.versions]:
         for os_name in m.os or [config.os]:
             for arch in m.architecture or [default_arch]:
                 cfg = config.model_copy(
                     update={
-                        "versions": versions,
+                        "versions": var_file,
                         "os": os_name,
                         "architecture": arch,
                         "server_type": m.server_types.get(arch, config.server_type),
@@ -88,10 +94,10 @@ def expand(config: ProjectConfig) -> list[Variant]:
                     }
                 )
                 try:
-                    semver = load_versions(cfg.versions_path()).kubernetes_semver
+                    versions = load_versions(cfg.versions_path())
                 except VersionsError as e:
                     raise ConfigError(str(e)) from e
-                variants.append(Variant(f"{os_name}/{arch}/k8s-{semver}", cfg))
+                variants.append(Variant(f"{os_name}/{arch}/k8s-{versions.kubernetes_semver}", cfg, versions))
     keys = [v.key for v in variants]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
@@ -100,9 +106,10 @@ def expand(config: ProjectConfig) -> list[Variant]:
     for v in variants:
         # Two variants whose image names could only differ by the timestamp would race.
         # CAPH looks names up per architecture: the same name for x86 and arm is no clash.
-        probe = f"{v.config.architecture}:" + v.config.image_name.format(
-            kubernetes_semver=v.key.split("k8s-")[1], kubernetes_series="", os=v.config.os, arch=v.config.architecture,
-            timestamp="T", date="D", build_id="B", project=config.name, build_name=v.config.os, build_timestamp="T",
+        # the real name with one fixed time and build id: what is left to tell variants apart
+        probe = f"{v.config.architecture}:" + image_name(
+            v.config.image_name, versions=v.versions, profile=v.config.profile, arch=v.config.architecture or "x86",
+            started=PROBE_TIME, build_id="B", project=config.name,
         )  # fmt: skip
         if probe in names and "{build_id}" not in v.config.image_name:
             raise ConfigError(

@@ -31,6 +31,7 @@ from ..config import ConfigError, ProjectConfig
 from ..errors import CloudError, InputError
 from ..localmirror import LocalMirror, MirrorUnavailableError
 from ..localmirror import lookup as lookup_local_mirror
+from ..naming import image_name
 from ..planning import recipe_context, render
 
 # Go's time layout 2006-01-02T15-04-05Z, as image-builder's build_date / creationTimestamp labels.
@@ -124,17 +125,14 @@ class Preflight:
         primary = types[0]
         arch = "arm" if primary.architecture == "arm" else "x86"
         image = self._base_image(cfg.base_image, arch)
-        name = cfg.image_name.format(
-            kubernetes_semver=versions.kubernetes_semver,
-            kubernetes_series=versions.kubernetes_series,
-            os=cfg.profile.os_label,
+        name = image_name(
+            cfg.image_name,
+            versions=versions,
+            profile=cfg.profile,
             arch=arch,
-            timestamp=self.started.strftime("%Y%m%d-%H%M%S"),
-            date=self.started.strftime("%Y%m%d"),
+            started=self.started,
             build_id=self.build_id,
             project=cfg.name,
-            build_name=cfg.profile.name,
-            build_timestamp=str(int(self.started.timestamp())),
         )
         labels = snapshot_labels(cfg, versions, base=base_labels, started=self.started, arch=arch)
         check_labels({**labels, CAPH_LABEL: name})

@@ -15,7 +15,8 @@ import pytest
 
 from builder.budget import RequestBudget
 from builder.config import ConfigError, ProjectConfig
-from builder.ops.matrix import expand
+from builder.naming import FIELDS, image_name, name_fields
+from builder.ops.matrix import PROBE_TIME, expand
 from localcloud.server import LocalCloud, Settings
 
 from ..buildkit import BUILD_TIMES, NO_LEAKS, STUB_PROJECT, VERSIONS, cli_env, leftovers, snapshots, write_project
@@ -160,6 +161,30 @@ def test_expand_checks_the_matrix_before_anything_runs(tmp_path: Path) -> None:
                                                                        "server_types": {"arm": "cax21"}}}))  # fmt: skip
     assert [(v.config.architecture, v.config.server_type) for v in variants] == [("x86", "cpx22"), ("arm", "cax21")]
     assert all(v.config.matrix is None for v in variants)
+
+
+def test_the_matrix_names_variants_as_the_build_does(tmp_path: Path) -> None:
+    """One function names images: ``{kubernetes_series}`` tells var files for 1.31 and 1.32 apart
+    (the matrix's own copy formatted it empty and refused them as a clash), and the matrix's name
+    is the build's, but for the time and build id."""
+    v132 = tmp_path / "k8s-1.32.json"
+    v132.write_text(VERSIONS.read_text().replace("v1.31", "v1.32").replace("1.31.", "1.32."))
+    base = {"name": "m", "location": "fsn1", "server_type": "cpx22", "os": "ubuntu-2404", "versions": VERSIONS,
+            "image_name": "k8s-{kubernetes_series}-{os}-{arch}", "matrix": {"versions": [VERSIONS, v132]}}  # fmt: skip
+    variants = expand(ProjectConfig.model_validate(base))
+    names = [
+        image_name(v.config.image_name, versions=v.versions, profile=v.config.profile, arch="x86",
+                   started=PROBE_TIME, build_id="b", project="m")
+        for v in variants
+    ]  # fmt: skip
+    assert names == ["k8s-v1.31-ubuntu-24.04-x86", "k8s-v1.32-ubuntu-24.04-x86"]
+    filled = name_fields(versions=variants[0].versions, profile=variants[0].config.profile, arch="x86",
+                         started=PROBE_TIME, build_id="b", project="m")  # fmt: skip
+    assert set(filled) == FIELDS  # the fields a template may name are the ones filled
+    # preflight and the matrix share the function: no other place formats the template
+    for path in Path(__file__).resolve().parents[2].joinpath("builder").rglob("*.py"):
+        if path.name != "naming.py":
+            assert "image_name.format(" not in path.read_text(), path
 
 
 def test_budget_paces_and_follows_the_server() -> None:
