@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import logging
 import shlex
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,7 @@ from provision.plan import Check, Plan, Put, Run, Step
 
 from . import log as logmod
 from .errors import ProvisionError
+from .interrupts import Interrupted
 from .keys import KeyPair
 
 log = logmod.get("capi-image.ssh")
@@ -72,6 +75,10 @@ class Session:
     timings: list[StepTiming] = field(default_factory=list)
     round_trips: int = 0  # commands and file writes sent over SSH
     conn: fabric.Connection | None = None
+    # The signal that stops the build, once one arrived (None: keep going). A running command
+    # is cut off then: invoke waits for a command's output to end before it lets an exception
+    # through, so without this a Ctrl-C waited out a 10-minute apt step.
+    stopping: Callable[[], int | None] | None = None
 
     def _connection(self) -> fabric.Connection:
         config = fabric.Config(overrides={"load_ssh_configs": False, "run": {"hide": True, "warn": True}})
@@ -133,6 +140,7 @@ class Session:
             exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
             script = exports + command
         self.round_trips += 1
+        watchdog = _Watchdog(self.conn, self.stopping) if self.stopping is not None else None
         try:
             result = self.conn.run(
                 f"bash --norc --noprofile -euo pipefail -c {shlex.quote(script)}",
@@ -148,8 +156,12 @@ class Session:
         except (ThreadException, CommandTimedOut) as e:  # invoke wraps a dead channel's thread failure
             raise ProvisionError(step, f"SSH connection to {self.host} failed: {e}") from e
         finally:
+            if watchdog is not None:
+                watchdog.finish()
             out.flush()
             err.flush()
+        if self.stopping is not None and (signum := self.stopping()) is not None:
+            raise Interrupted(signum)
         transport = self.conn.client.get_transport()
         if result.exited == -1 or transport is None or not transport.is_active():
             # paramiko reports -1 when the channel closed without an exit status.
@@ -218,3 +230,29 @@ class Session:
 
 def describe_plan(plan: Plan) -> list[dict[str, Any]]:
     return [{"name": s.name, "description": s.description, "operations": len(s.operations)} for s in plan.steps]
+
+
+class _Watchdog:
+    """While one command runs: when ``stopping`` names a signal, close the SSH transport, so the
+    command's output ends and the interruption reaches the build at once (its cleanup deletes
+    the server; nothing more is sent to it)."""
+
+    POLL = 0.25
+
+    def __init__(self, conn: fabric.Connection, stopping: Callable[[], int | None]) -> None:
+        self.conn, self.stopping = conn, stopping
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="ssh-watchdog", daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.done.wait(self.POLL):
+            if self.stopping() is not None:
+                transport = self.conn.client.get_transport()
+                if transport is not None:
+                    transport.close()
+                return
+
+    def finish(self) -> None:
+        self.done.set()
+        self.thread.join()

@@ -304,7 +304,17 @@ class Build:
             self.log.info("ssh.connected", ip=ip, role=role, seconds_since_create=seconds)
 
         hint = self._console_hint(server_id)
-        return connect(self.cloud, self.config.timeouts, ip, login, host, hint=hint, answered=answered)
+        return connect(
+            self.cloud, self.config.timeouts, ip, login, host, hint=hint, answered=answered, stopping=self._stopping
+        )
+
+    def _stopping(self) -> int | None:
+        """The signal that stops this build, once one arrived (the process's, or a matrix's)."""
+        if self.guard.received is not None and not self.guard.finishing:
+            return self.guard.received
+        if self.stop is not None and self.stop.is_set():
+            return self.stop.signum
+        return None
 
     def _console_hint(self, server_id: int | None) -> str:
         if self.config.endpoint != "localcloud" or server_id is None:

@@ -25,11 +25,13 @@ def connect(
     *,
     hint: str = "",
     answered: Callable[[], None] = lambda: None,
+    stopping: Callable[[], int | None] | None = None,
 ) -> Session:
     """SSH until it answers (backoff, ``timeouts.ssh``), then ``cloud-init status --wait``.
     ``hint`` is added to a timeout's message (where the serial console can be read);
-    ``answered`` is called the moment SSH answers."""
-    session = Session(ip, login, host)
+    ``answered`` is called the moment SSH answers; ``stopping`` names the signal that stops the
+    build, which cuts off a running command."""
+    session = Session(ip, login, host, stopping=stopping)
     try:
         cloud.poll("SSH", lambda: True if session.try_connect() else None, timeouts.ssh, cap=10)
     except TimeoutError as e:

@@ -188,3 +188,26 @@ def test_a_signal_before_the_cli_is_imported_is_a_clean_exit(tmp_path: Path) -> 
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 143, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_signal_cuts_a_long_command_short(localclouds: LocalClouds, tmp_path: Path) -> None:
+    """A Ctrl-C while a provisioning command runs (an apt step can take ten minutes) stops the
+    build at once: invoke waits for a command's output to end before an exception gets through,
+    so the build closes the SSH connection when a signal arrives. Exit 130, cleaned up."""
+    lc = localclouds.start(action_times={**SLOW, "stub_command": 20.0})
+    proc = start_build(tmp_path, lc)
+    try:
+        wait_for_phase(proc, "provision", timeout=180)
+        time.sleep(1.0)  # inside the first command (each takes 20 s)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert took < 12, f"the build went on for {took:.0f} s after the signal"
+    manifest = json.loads((tmp_path / "m.json").read_text())
+    assert manifest["cleanup"] == "complete"
+    assert leftovers(lc) == NO_LEAKS
