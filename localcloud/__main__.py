@@ -13,7 +13,7 @@ import uvicorn
 
 from .imagestore import ImageStore
 from .paths import default_cache_dir
-from .server import Settings, bound_port, build
+from .server import KEEP_ALIVE_SECONDS, Settings, bound_port, build
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -69,7 +69,11 @@ def serve(
         vm_cpus=vm_cpus,
     )
     asgi, _state = build(settings)
-    server = uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            asgi, host=host, port=port, log_level="warning", lifespan="on", timeout_keep_alive=KEEP_ALIVE_SECONDS
+        )
+    )
 
     # Print the endpoint once bound; uvicorn handles SIGINT/SIGTERM and runs our shutdown
     # (which stops every VM) before exiting.

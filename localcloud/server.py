@@ -77,6 +77,13 @@ def bound_port(server: uvicorn.Server) -> int:
     raise RuntimeError("uvicorn is not listening")
 
 
+# How long an idle keep-alive connection stays open. uvicorn's default (5 s) equals a common
+# poll interval: a client reusing its pooled connection just as the server closed it got
+# "Connection reset by peer" (seen by a build's server wait and by make parity's). Load
+# balancers in front of real APIs keep idle connections for a minute or more.
+KEEP_ALIVE_SECONDS = 75
+
+
 class LocalCloud:
     """localcloud on a background thread with its own event loop; a context manager."""
 
@@ -84,7 +91,12 @@ class LocalCloud:
         self.settings = settings or Settings()
         self.app, self.state = build(self.settings)
         config = uvicorn.Config(
-            self.app, host=self.settings.host, port=self.settings.port, log_level="warning", lifespan="on"
+            self.app,
+            host=self.settings.host,
+            port=self.settings.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None

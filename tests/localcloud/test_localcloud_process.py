@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from hcloud.server_types import ServerType
 from localcloud.server import LocalCloud, Settings
 
 from ..conftest import TOKEN, new_keypair, qemu_pids, require_qemu
+from ..localclouds import LocalClouds
 
 
 def test_state_dir_keeps_keys_and_snapshots_across_restarts(tmp_path: Path) -> None:
@@ -94,3 +96,21 @@ def test_no_vm_outlives_localcloud(qemu_ready: None, tmp_path: Path, sig: signal
         proc2.send_signal(signal.SIGTERM)
         proc2.wait(timeout=60)
         assert list((tmp_path / "state" / "servers").iterdir()) == []
+
+
+def test_an_idle_connection_outlives_a_poll_interval(localclouds: LocalClouds) -> None:
+    """A client polling every 5 s reuses its pooled connection: it must still be open (uvicorn's
+    default keep-alive of 5 s closed it just then, and the next request got "Connection reset by
+    peer" — seen by a build's wait and by make parity's)."""
+    lc = localclouds.start()
+    conn = http.client.HTTPConnection("127.0.0.1", lc.port, timeout=10)
+    try:
+        for _ in range(2):
+            # the same socket both times: http.client reconnects only when it closed it itself
+            conn.request("GET", "/v1/locations", headers={"Authorization": f"Bearer {TOKEN}"})
+            answer = conn.getresponse()
+            assert answer.status == 200
+            answer.read()
+            time.sleep(6)  # idle longer than uvicorn's default keep-alive
+    finally:
+        conn.close()

@@ -11,11 +11,14 @@ fails the run."""
 from __future__ import annotations
 
 from .state import Rule
-from .upstream import APT_KEY, STANDIN_DEBS
+from .upstream import APT_KEY, CLOUD_INIT_UNIT, STANDIN_DEBS
 
 VOLATILE = "volatile kernel counters and per-boot values"
 RANDOM = "random per machine (iSCSI initiator name, cloud-init's sudoers for the build user)"
-STANDIN = "the parity run's own stand-ins for Ubuntu-only packages and for apt-key (gone from Debian 13)"
+STANDIN = (
+    "the parity run's own stand-ins for Ubuntu-only packages, for apt-key (gone from Debian 13) and for "
+    "cloud-init.service (renamed in cloud-init 24.3)"
+)
 
 IGNORE: list[Rule] = [
     *(
@@ -37,6 +40,9 @@ IGNORE: list[Rule] = [
     *(Rule("packages", name, STANDIN) for name in STANDIN_DEBS),
     Rule("files", "/etc/apt/sources.list.d/standins.list", STANDIN),
     Rule("files", APT_KEY, STANDIN, side="upstream"),
+    Rule("files", CLOUD_INIT_UNIT, STANDIN, side="upstream"),
+    Rule("files", f"/etc/systemd/system/multi-user.target.wants/{CLOUD_INIT_UNIT.rsplit('/', 1)[1]}", STANDIN),
+    Rule("enabled", CLOUD_INIT_UNIT.rsplit("/", 1)[1], STANDIN),
     # the loaded-module list follows what ran last on each VM (modprobe by tools, udev); what is
     # persisted for boot is compared under modules-persisted
     Rule("modules", "*", "loaded modules depend on what each build happened to run; the persisted list is compared", exact=False),

@@ -7,11 +7,12 @@ as clearly named stand-ins (see ``../shared/reference/image-builder-ansible-run.
 
 - a flat apt repository of empty packages for the Ubuntu-only provider packages, added with
   upstream's own ``extra_repos`` mechanism;
-- a one-task-list role run before upstream's node role (``node_custom_roles_pre``) that installs
-  an ``apt-key`` stand-in (Debian 13's apt has no ``apt-key``; upstream's ``apt_key`` task needs
-  one: it files the key under ``/etc/apt/trusted.gpg.d``, as ``apt-key add`` did) and a
-  ``hosts.toml`` for registry.k8s.io pointing at localcloud's registry (the test bed has no
-  internet: upstream's pre-pull goes through the mirror as this recipe's does).
+- a role run before upstream's node role (``node_custom_roles_pre``) that installs an ``apt-key``
+  stand-in (Debian 13's apt has no ``apt-key``; upstream's ``apt_key`` task needs one: it files
+  the key under ``/etc/apt/trusted.gpg.d``, as ``apt-key add`` did), a ``hosts.toml`` for
+  registry.k8s.io pointing at localcloud's registry (the test bed has no internet: upstream's
+  pre-pull goes through the mirror as this recipe's does), and a no-op ``cloud-init.service``
+  (the name upstream's providers role enables; cloud-init 24.3 renamed it).
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ PRE_ROLE = "parity_testbed_standins"
 APT_KEY = "/usr/local/sbin/apt-key"
 APT_KEY_RING = "/etc/apt/trusted.gpg.d/apt-key-standin.gpg"
 REGISTRY_HOSTS = "/etc/containerd/certs.d/registry.k8s.io/hosts.toml"
+# Upstream's providers role enables `cloud-init.service`, which cloud-init 24.3 renamed to
+# cloud-init-network.service (Debian 13 has only the new name; Ubuntu's stable releases keep the
+# old one): a no-op unit of the old name lets the task run; the recipe enables the new name.
+CLOUD_INIT_UNIT = "/etc/systemd/system/cloud-init.service"
+CLOUD_INIT_STANDIN = (
+    "[Unit]\nDescription=STANDIN cloud-init.service (make parity: renamed cloud-init-network.service in 24.3)\n\n"
+    "[Service]\nType=oneshot\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n"
+)
 # The commands upstream's apt_key module runs: list keys, add one from a file or stdin.
 APT_KEY_SCRIPT = f"""#!/bin/bash
 # STANDIN apt-key (make parity): Debian 13's apt has no apt-key; upstream's apt_key task needs it.
@@ -107,6 +116,7 @@ def write_extras(dest: Path, registry_mirror: str) -> None:
     (role / "tasks").mkdir(parents=True, exist_ok=True)
     (role / "files" / "apt-key").write_text(APT_KEY_SCRIPT)
     (role / "files" / "hosts.toml").write_text(registry_hosts(registry_mirror))
+    (role / "files" / "cloud-init.service").write_text(CLOUD_INIT_STANDIN)
     (role / "tasks" / "main.yml").write_text(
         "- name: STANDIN apt-key (Debian 13 has none; upstream's apt_key task runs it)\n"
         f"  ansible.builtin.copy: {{src: apt-key, dest: {APT_KEY}, mode: '0755'}}\n"
@@ -114,6 +124,8 @@ def write_extras(dest: Path, registry_mirror: str) -> None:
         f"  ansible.builtin.file: {{path: {REGISTRY_HOSTS.rsplit('/', 1)[0]}, state: directory, mode: '0755'}}\n"
         "- name: STANDIN route registry.k8s.io pulls to localcloud's registry (its hosts.toml)\n"
         f"  ansible.builtin.copy: {{src: hosts.toml, dest: {REGISTRY_HOSTS}, mode: '0644'}}\n"
+        "- name: STANDIN cloud-init.service, the name upstream's providers role enables (24.3 renamed it)\n"
+        f"  ansible.builtin.copy: {{src: cloud-init.service, dest: {CLOUD_INIT_UNIT}, mode: '0644'}}\n"
     )
     (dest / "standins.list").write_text("")  # rewritten with the URL by ansible_vars()
 

@@ -37,7 +37,7 @@ def test_upstreams_run_gets_the_mirrors_files_never_this_recipes(tmp_path: Path)
     assert extra["kubernetes_deb_gpg_key"] == extra["kubernetes_deb_repo"] + "Release.key"
     assert not list(tmp_path.rglob("containerd.service"))
     tasks = (tmp_path / "roles" / upstream.PRE_ROLE / "tasks" / "main.yml").read_text()
-    assert tasks.count("STANDIN") == 3
+    assert tasks.count("STANDIN") == 4
 
 
 def test_explanations_name_one_item_each() -> None:
