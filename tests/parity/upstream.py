@@ -33,6 +33,8 @@ KVP_UNIT = "[Unit]\nDescription=STANDIN hv-kvp-daemon (no-op)\n\n[Service]\nExec
 PRE_ROLE = "parity_testbed_standins"
 APT_KEY = "/usr/local/sbin/apt-key"
 APT_KEY_RING = "/etc/apt/trusted.gpg.d/apt-key-standin.gpg"
+# gpg keeps its own keybox (apt cannot read that format); apt gets a binary export of it.
+APT_KEY_BOX = "/var/lib/apt-key-standin/pubring.kbx"
 REGISTRY_HOSTS = "/etc/containerd/certs.d/registry.k8s.io/hosts.toml"
 # Upstream's providers role enables `cloud-init.service`, which cloud-init 24.3 renamed to
 # cloud-init-network.service (Debian 13 has only the new name; Ubuntu's stable releases keep the
@@ -46,12 +48,14 @@ CLOUD_INIT_STANDIN = (
 APT_KEY_SCRIPT = f"""#!/bin/bash
 # STANDIN apt-key (make parity): Debian 13's apt has no apt-key; upstream's apt_key task needs it.
 set -euo pipefail
-ring={APT_KEY_RING}
+ring=${{APT_KEY_RING:-{APT_KEY_RING}}} box=${{APT_KEY_BOX:-{APT_KEY_BOX}}}
+gpgbox() {{ gpg --batch --no-default-keyring --keyring "$box" "$@"; }}
 case "$1" in
-  adv) shift; gpg --no-default-keyring --keyring "$ring" "$@" 2>/dev/null || true;;
-  add) install -d -m 0755 /etc/apt/trusted.gpg.d
+  adv) shift; gpgbox "$@" 2>/dev/null || true;;
+  add) install -d -m 0700 "$(dirname "$box")"; install -d -m 0755 "$(dirname "$ring")"
        if [ "$2" = - ]; then src=$(mktemp); cat > "$src"; else src=$2; fi
-       gpg --batch --no-default-keyring --keyring "$ring" --import "$src"; chmod 0644 "$ring"; rm -f "$ring~";;
+       gpgbox --import "$src"
+       gpgbox --export > "$ring.tmp" && chmod 0644 "$ring.tmp" && mv "$ring.tmp" "$ring";;
   *) echo "apt-key stand-in: $* is not supported" >&2; exit 1;;
 esac
 """

@@ -4,12 +4,17 @@ reading a machine, and the comparison that decides the run's exit code."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
+from localcloud.artifacts import APT_PATH, SERIES, mirror_root
+from localcloud.paths import default_cache_dir
 from tests.parity import upstream
 from tests.parity.rules import IGNORE, RULES
 from tests.parity.state import Rule, compare, config_digest, parse, report
 
+from ..builder.test_local_mirror import require_mirror
 from ..reference import UPSTREAM
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,3 +124,33 @@ def test_a_rule_names_the_side_it_explains() -> None:
     rules.append(Rule("files", only_ours, "ours only", side="ours"))
     assert {d.item: d.reason for d in compare(a, b, rules, [])}[only_ours] == "ours only"
     assert not Rule("files", only_ours, "x", side="upstream").matches("files", only_ours, "ours")
+
+
+def test_the_apt_key_standin_gives_apt_a_keyring_it_reads(tmp_path: Path) -> None:
+    """Upstream's apt_key task runs ``apt-key add`` and lists keys with ``apt-key adv``; the
+    stand-in must leave a keyring apt reads (gpg's own keybox format is refused: "unsupported
+    filetype" on Debian 13, and the Kubernetes repository was then "not signed")."""
+    require_mirror()
+    repo = mirror_root(default_cache_dir()) / APT_PATH.format(series=SERIES)
+    script = tmp_path / "apt-key"
+    script.write_text(upstream.APT_KEY_SCRIPT)
+    script.chmod(0o755)
+    ring, box = tmp_path / "trusted.gpg.d" / "standin.gpg", tmp_path / "box" / "pubring.kbx"
+    env = {**os.environ, "APT_KEY_RING": str(ring), "APT_KEY_BOX": str(box), "GNUPGHOME": str(tmp_path / "g")}
+    (tmp_path / "g").mkdir(mode=0o700)
+    added = subprocess.run([str(script), "add", "-"], input=(repo / "Release.key").read_bytes(), env=env,
+                           capture_output=True)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    listed = subprocess.run([str(script), "adv", "--list-public-keys", "--keyid-format=long"], env=env,
+                            capture_output=True, text=True)  # fmt: skip
+    assert "rsa3072/" in listed.stdout
+    assert ring.read_bytes()[:1] in (b"\x99", b"\xc6")  # an OpenPGP public key packet, not a keybox
+    lists = tmp_path / "lists"
+    (lists / "partial").mkdir(parents=True)
+    (tmp_path / "sources.list").write_text(f"deb [signed-by={ring}] file://{repo}/ /\n")
+    r = subprocess.run(
+        ["apt-get", "-o", f"Dir::Etc::SourceList={tmp_path / 'sources.list'}", "-o", "Dir::Etc::SourceParts=/none",
+         "-o", f"Dir::State::Lists={lists}", "-o", f"Dir::Cache={tmp_path / 'cache'}", "-o", "APT::Sandbox::User=root",
+         "update"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0 and "E:" not in r.stderr and "NO_PUBKEY" not in r.stderr, r.stderr
