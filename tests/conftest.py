@@ -158,3 +158,14 @@ def new_keypair() -> KeyPair:
 @pytest.fixture
 def keypair() -> KeyPair:
     return new_keypair()
+
+
+def require_mirror() -> None:
+    """The populated artifact mirror in the default cache (`make test` populates it first):
+    skip without it locally, fail under CI."""
+    from localcloud.artifacts import mirror_metadata, mirror_root
+
+    if mirror_metadata(mirror_root(default_cache_dir())) is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must populate localcloud's artifact mirror first (make artifacts)")
+        pytest.skip("localcloud's artifact mirror is not populated: run `make artifacts`")

@@ -19,11 +19,11 @@ import pytest
 from builder.config import CONFIG_DIR, REPO_ROOT
 from builder.localmirror import MirrorUnavailableError, lookup
 from localcloud.artifacts import MirrorError, mirror_metadata, mirror_root, populate_mirror
-from localcloud.paths import default_cache_dir
 from localcloud.server import LocalCloud
 from provision.versions import load_versions
 
 from ..buildkit import BUILD_TIMES, STUB_PROJECT, VERSIONS, build_command, run_cli, write_project
+from ..conftest import require_mirror
 from ..localclouds import LocalClouds
 
 LOCAL_VARS = CONFIG_DIR / "vars" / "k8s-1.31-localcloud.json"
@@ -31,14 +31,6 @@ DEBIAN12_VARS = CONFIG_DIR / "vars" / "k8s-1.31-localcloud-debian12.json"
 MIRRORED = STUB_PROJECT.replace("os: ubuntu-2404", "os: debian-13").replace(str(VERSIONS), str(LOCAL_VARS)) + (
     "provision:\n  artifacts:\n    mirror: localcloud\n  registry_mirror:\n    url: localcloud\n"
 )
-
-
-def require_mirror() -> None:
-    """The populated mirror in the default cache (`make test` populates it first)."""
-    if mirror_metadata(mirror_root(default_cache_dir())) is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must populate localcloud's artifact mirror first (make artifacts)")
-        pytest.skip("localcloud's artifact mirror is not populated: run `make artifacts`")
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from localcloud.paths import default_cache_dir
 from localcloud.server import LocalCloud
 from provision.steps.containerd import containerd_unit
 
-from ..builder.test_local_mirror import require_mirror
+from ..conftest import require_mirror
 from ..localclouds import LocalClouds
 
 REPO = APT_PATH.format(series=SERIES)

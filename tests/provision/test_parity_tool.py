@@ -14,7 +14,7 @@ from tests.parity import upstream
 from tests.parity.rules import IGNORE, RULES
 from tests.parity.state import Rule, compare, config_digest, parse, report
 
-from ..builder.test_local_mirror import require_mirror
+from ..conftest import require_mirror
 from ..reference import UPSTREAM
 
 REPO = Path(__file__).resolve().parents[2]
