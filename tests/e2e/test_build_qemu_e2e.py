@@ -105,11 +105,13 @@ def test_make_image_local_builds_the_full_recipe(local_build: LocalBuild) -> Non
     assert m["os"] == "debian-13" and m["base_image"] == "debian-13"
     assert m["versions"]["kubernetes_source_type"] == "pkg"
     assert m["versions"]["containerd_version"].startswith("2.")
-    # A server from the snapshot answers SSH within 1.3x the build server's time (no first-boot
-    # stall: wait-online, presets, sshd-keygen, a leftover network config). 30 s of slack: both
-    # boots share the host with the rest of the suite, and the snapshot starts more services.
+    # A server from the snapshot answers SSH without a first-boot stall (wait-online's 2 minutes,
+    # presets, sshd-keygen, a leftover network config). Not 1.3x: the snapshot starts a node's
+    # services (containerd, iscsid, lvm2, auditd, nfs) where the build server booted a bare base
+    # image — on a quiet host the Debian 12 shape measured 56 s vs 100 s; the stall this catches
+    # measured 50 s vs 224 s.
     ready = m["ssh_ready_seconds"]
-    assert ready["boot-test"] <= 1.3 * ready["build"] + 30, ready
+    assert ready["boot-test"] <= 2 * ready["build"] + 60, ready
     # The build plus the boot test (a second server, key, waits); the bench holds the tight target.
     assert m["api_requests"] <= 100, m["api_requests_by_call"]
     assert m["root_used_bytes"] > 500_000_000  # containerd, packages: a node, not a bare OS
