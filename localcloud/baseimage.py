@@ -102,8 +102,6 @@ BASE_IMAGES: dict[str, BaseImage] = {
     )
 }  # fmt: skip
 DEFAULT_BASE_IMAGE = "debian-12"
-# Kept for callers of the first version of this module.
-BASE_IMAGE_VERSION = BASE_IMAGES["debian-12"].version
 
 
 def _printf(path: str, text: str, append: bool = False) -> str:
@@ -192,8 +190,3 @@ def build_base_image(
             shutil.rmtree(target)
         staging.rename(target)
     return target
-
-
-def build_debian12(store: ImageStore, *, mirror: str | None = None, size_gb: int = 4, force: bool = False) -> Path:
-    """The ``debian-12`` image (the first base image; its callers keep working)."""
-    return build_base_image(store, "debian-12", mirror=mirror, size_gb=size_gb, force=force)
