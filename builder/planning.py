@@ -118,7 +118,7 @@ def plan_document(
         ops: list[dict[str, Any]] = []
         for op in step.operations:
             if isinstance(op, Run):
-                ops.append({"run": op.command, "env": sorted(op.env)})
+                ops.append({"run": op.command, "env": sorted(op.env), **({"kind": op.kind} if op.kind else {})})
             elif isinstance(op, Put):
                 text = op.content.decode(errors="replace")
                 ops.append({"file": op.path, "mode": f"{op.mode:04o}", "content": text})

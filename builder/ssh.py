@@ -14,14 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import fabric
 import paramiko
 from invoke.exceptions import CommandTimedOut, ThreadException, UnexpectedExit
 
-from provision.plan import Check, Plan, Put, Run, Step
+from provision.plan import COUNTED_OUTPUT, Check, Plan, Put, Run, Step
 
+from . import batch
 from . import log as logmod
 from .errors import ProvisionError
 from .interrupts import Interrupted
@@ -35,9 +35,10 @@ logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 class _LineLogger(io.TextIOBase):
     """A stream for invoke's out_stream/err_stream that logs whole lines."""
 
-    def __init__(self, step: str, stream: str) -> None:
-        self.step, self.stream, self.buf = step, stream, ""
+    def __init__(self, step: str, stream: str, hide: str = "") -> None:
+        self.step, self.stream, self.buf, self.hide = step, stream, "", hide
         self.tail: list[str] = []
+        self.counted: dict[str, int] = {}
 
     def write(self, s: str) -> int:
         self.buf += s
@@ -47,7 +48,12 @@ class _LineLogger(io.TextIOBase):
         return len(s)
 
     def _emit(self, line: str) -> None:
+        if self.hide and line.startswith(self.hide):
+            return  # a batch's marker line (builder/batch.py): not the commands' output
         self.tail = [*self.tail, line][-20:]
+        for name, pattern in COUNTED_OUTPUT.items():
+            if pattern.search(line):
+                self.counted[name] = self.counted.get(name, 0) + 1
         log.info("step.output", step=self.step, stream=self.stream, line=line)
 
     def flush(self) -> None:
@@ -61,6 +67,14 @@ class StepTiming:
     name: str
     seconds: float
     ok: bool
+    # Seconds of this step spent in commands of each kind (apt, initramfs, download): where
+    # the next bottleneck is, from one build's manifest.
+    by_kind: dict[str, float] = field(default_factory=dict)
+    # How often a counted output line appeared (e.g. initramfs generations).
+    counted: dict[str, int] = field(default_factory=dict)
+
+    def record(self) -> dict[str, object]:
+        return {"name": self.name, "seconds": self.seconds, "ok": self.ok, "by_kind": self.by_kind, **self.counted}
 
 
 @dataclass
@@ -121,20 +135,37 @@ class Session:
             self.conn = None
 
     def run(
-        self, command: str, *, step: str = "ssh", timeout: float | None = None, env: dict[str, str] | None = None
+        self,
+        command: str,
+        *,
+        step: str = "ssh",
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        counted: dict[str, int] | None = None,
     ) -> str:
-        """Run one command as root; raise ProvisionError on a non-zero exit or a dropped link."""
-        return self._exec(command, step=step, timeout=timeout, env=env, check=True)[1]
+        """Run one command as root; raise ProvisionError on a non-zero exit or a dropped link.
+        ``counted`` adds up the counted output lines (``COUNTED_OUTPUT``) the command printed."""
+        return self._exec(command, step=step, timeout=timeout, env=env, check=True, counted=counted)[1]
 
     def probe(self, command: str, *, step: str, timeout: float | None = None) -> tuple[int, str]:
         """Run a read-only command; its exit code is data, not an error."""
         return self._exec(command, step=step, timeout=timeout, env=None, check=False)
 
     def _exec(
-        self, command: str, *, step: str, timeout: float | None, env: dict[str, str] | None, check: bool
+        self,
+        command: str,
+        *,
+        step: str,
+        timeout: float | None,
+        env: dict[str, str] | None,
+        check: bool,
+        counted: dict[str, int] | None = None,
+        hide: str = "",
+        what: Callable[[str], str] | None = None,
     ) -> tuple[int, str]:
+        """``what(stdout)`` names the command that failed (a batch's), for the error."""
         assert self.conn is not None, "not connected"
-        out, err = _LineLogger(step, "stdout"), _LineLogger(step, "stderr")
+        out, err = _LineLogger(step, "stdout", hide), _LineLogger(step, "stderr", hide)
         script = command
         if env:
             exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
@@ -160,17 +191,20 @@ class Session:
                 watchdog.finish()
             out.flush()
             err.flush()
+            if counted is not None:
+                for stream in (out, err):
+                    for name, n in stream.counted.items():
+                        counted[name] = counted.get(name, 0) + n
         if self.stopping is not None and (signum := self.stopping()) is not None:
             raise Interrupted(signum)
         transport = self.conn.client.get_transport()
+        failed = (what(str(result.stdout)) if what else command).splitlines()[0][:120]
         if result.exited == -1 or transport is None or not transport.is_active():
             # paramiko reports -1 when the channel closed without an exit status.
-            raise ProvisionError(
-                step, f"SSH connection to {self.host} dropped while running: {command.splitlines()[0][:120]}"
-            )
+            raise ProvisionError(step, f"SSH connection to {self.host} dropped while running: {failed}")
         if check and result.exited != 0:
             tail = "\n".join(err.tail[-5:] or out.tail[-5:])
-            raise ProvisionError(step, f"command exited {result.exited}: {command.splitlines()[0][:120]}\n{tail}")
+            raise ProvisionError(step, f"command exited {result.exited}: {failed}\n{tail}")
         return int(result.exited), str(result.stdout)
 
     def put(self, op: Put, *, step: str) -> None:
@@ -201,35 +235,79 @@ class Session:
         t0 = time.monotonic()
         ok = False
         failed: list[str] = []
+        by_kind: dict[str, float] = {}
+        counted: dict[str, int] = {}
         try:
-            for op in step.operations:
-                if isinstance(op, Put):
-                    self.put(op, step=step.name)
-                elif isinstance(op, Run):
-                    self.run(op.command, step=step.name, timeout=timeout, env=op.env or None)
-                elif isinstance(op, Check):
-                    exited, output = self.probe(op.command, step=step.name, timeout=timeout)
-                    problem = op.judge(exited, output)
-                    log.info("check", step=step.name, check=op.name, ok=problem is None, problem=problem)
-                    if problem:
-                        failed.append(f"{op.name}: {problem}")
+            for group in batch.groups(step.operations):
+                first = group[0]
+                if isinstance(first, Put):
+                    self.put(first, step=step.name)
+                elif isinstance(first, Run):
+                    started = time.monotonic()
+                    try:
+                        self._run_batch([op for op in group if isinstance(op, Run)], step.name, timeout, counted)
+                    finally:
+                        if first.kind:
+                            by_kind[first.kind] = round(by_kind.get(first.kind, 0.0) + time.monotonic() - started, 3)
+                else:
+                    failed += self._check_batch([op for op in group if isinstance(op, Check)], step.name, timeout)
             if failed:
                 raise ProvisionError(step.name, f"{len(failed)} check(s) failed: " + "; ".join(failed))
             ok = True
         finally:
-            timing = StepTiming(step.name, round(time.monotonic() - t0, 3), ok)
+            timing = StepTiming(step.name, round(time.monotonic() - t0, 3), ok, by_kind, counted)
             self.timings.append(timing)
             log.info("step.end", step=step.name, ok=ok, seconds=timing.seconds)
         return timing
+
+    def _run_batch(self, runs: list[Run], step: str, timeout: float, counted: dict[str, int]) -> None:
+        """Consecutive commands with the same environment as one SSH command (builder/batch.py)."""
+        if len(runs) == 1:
+            self.run(runs[0].command, step=step, timeout=timeout, env=runs[0].env or None, counted=counted)
+            return
+        mark = batch.boundary()
+        commands = [r.command for r in runs]
+
+        def what(stdout: str) -> str:
+            index = batch.failed_index(stdout, mark)
+            return commands[index] if index is not None else f"one of {len(commands)} commands: {commands[0]}"
+
+        script = batch.runs_script(commands, mark)
+        self._exec(
+            script,
+            step=step,
+            timeout=timeout,
+            env=runs[0].env or None,
+            check=True,
+            counted=counted,
+            hide=mark,
+            what=what,
+        )
+
+    def _check_batch(self, checks: list[Check], step: str, timeout: float) -> list[str]:
+        """Every check of a run of consecutive checks in one SSH command; the problems found."""
+        mark = batch.boundary()
+        _, stdout = self._exec(
+            batch.checks_script([c.command for c in checks], mark),
+            step=step,
+            timeout=timeout,
+            env=None,
+            check=False,
+            hide=mark,
+            what=lambda _: f"{len(checks)} checks",
+        )
+        problems = []
+        for check, result in zip(checks, batch.check_results(stdout, mark, len(checks)), strict=True):
+            problem = "not run" if result is None else check.judge(result.exit_code, result.output)
+            log.info("check", step=step, check=check.name, ok=problem is None, problem=problem)
+            if problem:
+                problems.append(f"{check.name}: {problem}")
+        return problems
 
     def run_plan(self, plan: Plan, *, timeout: float) -> list[StepTiming]:
         for step in plan.steps:
             self.run_step(step, timeout=timeout)
         return self.timings
-
-
-def describe_plan(plan: Plan) -> list[dict[str, Any]]:
-    return [{"name": s.name, "description": s.description, "operations": len(s.operations)} for s in plan.steps]
 
 
 class _Watchdog:

@@ -8,6 +8,7 @@ import shlex
 
 from .options import RecipeContext
 from .plan import Check
+from .steps import buildtime
 from .steps.containerd import major
 from .steps.verify import PREPULLED
 
@@ -33,6 +34,7 @@ def boot_checks(
     ]
     if recipe == "full":
         out += [
+            *buildtime.gone_checks("boot "),
             Check("boot containerd active", "systemctl is-active containerd", "equals", "active"),
             Check("boot kubelet enabled", "systemctl is-enabled kubelet", "equals", "enabled"),
             Check(

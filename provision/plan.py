@@ -10,14 +10,24 @@ import re
 from dataclasses import dataclass, field
 from typing import Union
 
+KINDS = ("apt", "initramfs", "download")
+# Output lines the executor counts per step, for the manifest: the tools' own words.
+COUNTED_OUTPUT = {"initramfs_generations": re.compile(r"^update-initramfs: Generating ")}
+
 
 @dataclass(frozen=True)
 class Run:
-    """A shell command. ``env`` is exported for it (values are never logged)."""
+    """A shell command. ``env`` is exported for it (values are never logged). ``kind`` names
+    where its time goes (one of ``KINDS``), so a build's manifest shows the seconds per step
+    spent in apt/dpkg, initramfs generation and downloads."""
 
     command: str
     env: dict[str, str] = field(default_factory=dict)
-    sensitive_env: bool = False
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind and self.kind not in KINDS:
+            raise ValueError(f"unknown kind {self.kind!r}; known: {', '.join(KINDS)}")
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def manifest_document(
         "phases": measured.phases,
         "ssh_ready_seconds": measured.ssh_ready_seconds,
         "local_mirror": {"url": mirror.guest_url, "standins": list(mirror.standins)} if mirror else None,
-        "steps": [{"name": t.name, "seconds": t.seconds, "ok": t.ok} for t in measured.steps],
+        "steps": [t.record() for t in measured.steps],
         "api_requests": counter.total,
         "api_requests_by_call": dict(sorted(counter.by_call.items())),
     }

@@ -41,15 +41,24 @@ def fetch_helper() -> Put:
 
 def fetch(url: str, dest: str, checksum: str) -> Run:
     """Download ``url`` to ``dest``; ``checksum`` is a sha256 or ``@<checksum file url>``."""
-    return Run(f"{FETCH} {shlex.quote(url)} {shlex.quote(dest)} {shlex.quote(checksum)}")
+    return Run(f"{FETCH} {shlex.quote(url)} {shlex.quote(dest)} {shlex.quote(checksum)}", kind="download")
 
 
 def apt_install(packages: list[str] | tuple[str, ...], *extra: str) -> Run:
     """Install with the recommended packages, as image-builder's Ansible apt tasks do (apt's
     default): lvm2 brings thin-provisioning-tools (LVM-thin CSI volumes), and so on."""
     args = " ".join([*extra, *packages])
-    return Run(f"{APT_GET} install {args}", env=APT_ENV)
+    return Run(f"{APT_GET} install {args}", env=APT_ENV, kind="apt")
 
 
 def pinned_or_published(pins: dict[str, str], filename: str, checksum_url: str) -> str:
     return pins.get(filename) or f"@{checksum_url}"
+
+
+def enable(*units: str, now: bool = False) -> Run:
+    """``systemctl enable`` where a unit is not enabled yet, as Ansible's systemd module (which
+    image-builder uses) does: enabling a unit that has a SysV script runs systemd-sysv-install
+    (update-rc.d, in perl) every time — 5-30 s each on a slow build server, for no change."""
+    names = " ".join(units)
+    command = f"for u in {names}; do systemctl is-enabled -q $u || systemctl enable $u; done"
+    return Run(f"{command} && systemctl start {names}" if now else command)

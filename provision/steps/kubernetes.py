@@ -123,7 +123,12 @@ def kubernetes(ctx: RecipeContext) -> Step:
                 Run(f"gpg --batch --yes --dearmor -o {KEYRING} /tmp/capi-image/Release.key"),
             ]
             if pinned_key
-            else [Run(f"curl -fsSL --retry 5 {deb_gpg_key(ctx)} | gpg --batch --yes --dearmor -o {KEYRING}")]
+            else [
+                Run(
+                    f"curl -fsSL --retry 5 {deb_gpg_key(ctx)} | gpg --batch --yes --dearmor -o {KEYRING}",
+                    kind="download",
+                )
+            ]
         )
         ops += [
             Run("install -d -m 0755 /etc/apt/keyrings"),
@@ -132,7 +137,14 @@ def kubernetes(ctx: RecipeContext) -> Step:
                 SOURCES,
                 f"Types: deb\nURIs: {repo}\nSuites: /\nSigned-By: {KEYRING}\n".encode(),
             ),
-            Run(f"{APT_GET} update", env=APT_ENV),
+            # Only the new source: setup fetched the distribution's lists minutes ago (the index
+            # of every source would be re-read for nothing; sysprep deletes the lists anyway).
+            Run(
+                f"{APT_GET} update -o Dir::Etc::SourceList={SOURCES} -o Dir::Etc::SourceParts=- "
+                "-o APT::Get::List-Cleanup=false",
+                env=APT_ENV,
+                kind="apt",
+            ),
             apt_install(
                 [f"{b}={v.kubernetes_deb_version}" for b in BINARIES]
                 + [
@@ -179,7 +191,7 @@ def kubernetes(ctx: RecipeContext) -> Step:
         ops += [
             Put("/etc/kubeadm.yml", kubeadm_config(ctx).encode(), 0o600),
             # Goes through the registry mirrors when configured: containerd reads certs.d.
-            Run(f"kubeadm config images pull --config /etc/kubeadm.yml --cri-socket unix://{sock}"),
+            Run(f"kubeadm config images pull --config /etc/kubeadm.yml --cri-socket unix://{sock}", kind="download"),
             Run("rm -f /etc/kubeadm.yml"),
         ]
     ops.append(Run("rm -rf /tmp/capi-image"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..options import RecipeContext
 from ..plan import Put, Run, Step
+from .common import enable
 
 MODULES = ("overlay", "br_netfilter")
 SYSCTLS: dict[str, str] = {
@@ -79,7 +80,7 @@ def node(ctx: RecipeContext) -> Step:
             Run(
                 r"if swapon --show --noheadings | grep -q .; then swapoff -a; sed -ri '/\sswap\s/s/^#?/#/' /etc/fstab; fi"
             ),
-            Run("systemctl enable --now auditd"),
+            enable("auditd", now=True),
             Put("/etc/udev/rules.d/90-etcd-tuning.rules", ETCD_UDEV.encode()),
             Put("/usr/local/bin/etcd-network-tuning.sh", ETCD_SCRIPT.encode(), 0o755),
             Put("/etc/capi-image-release", provenance(ctx).encode()),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ..options import RecipeContext
 from ..plan import Put, Run, Step
-from .common import apt_install
+from ..profiles import CSI_DEBS
+from .common import apt_install, enable
 
 BOOT_ORDER = "[Unit]\nAfter=containerd.service\nWants=containerd.service\n"
 # cloud-init's logging as image-builder's 05_logging.cfg sets it: log_cfgs are tried in order,
@@ -77,15 +78,15 @@ def provider(ctx: RecipeContext) -> Step:
         "hcloud-provider",
         "cloud-init packages, CSI prerequisites, iscsid, cloud-init after containerd",
         (
-            apt_install([*ctx.profile.provider_debs, "nfs-common", "open-iscsi", "lvm2", "xfsprogs"]),
-            Run("systemctl enable --now iscsid"),
+            apt_install([*ctx.profile.provider_debs, *CSI_DEBS]),
+            enable("iscsid", now=True),
             Run("systemctl disable --now hv-kvp-daemon 2>/dev/null || true"),
             Put("/etc/systemd/system/cloud-final.service.d/boot-order.conf", BOOT_ORDER.encode()),
             Put("/etc/systemd/system/cloud-config.service.d/boot-order.conf", BOOT_ORDER.encode()),
             # cloud-init >= 24.3 renamed cloud-init.service to cloud-init-network.service.
             Run(
                 "if systemctl cat cloud-init-network.service >/dev/null 2>&1; then n=cloud-init-network; else n=cloud-init; fi; "
-                "systemctl enable cloud-final cloud-config $n cloud-init-local"
+                + enable("cloud-final", "cloud-config", "$n", "cloud-init-local").command
             ),
             Put("/etc/cloud/cloud.cfg.d/05_logging.cfg", LOGGING_CFG.encode()),
             # A broken user-data part must not stop a node from joining: image-builder writes the

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..options import RecipeContext
 from ..plan import Put, Run, Step
 from ..versions import UBUNTU_REPO, UBUNTU_SECURITY_REPO
+from . import buildtime
 from .common import APT_ENV, APT_GET, apt_install, fetch_helper
 
 APT_UNITS = (
@@ -55,7 +56,7 @@ def apt_sources(ctx: RecipeContext, archive: str, security: str) -> str:
 
 
 def setup(ctx: RecipeContext) -> Step:
-    ops: list[Put | Run] = [fetch_helper()]
+    ops: list[Put | Run] = [*buildtime.enter(), fetch_helper()]
     repos = apt_repos(ctx)
     if repos is not None:
         ops.append(Put(ctx.profile.apt_sources_path, apt_sources(ctx, *repos).encode()))
@@ -70,10 +71,10 @@ def setup(ctx: RecipeContext) -> Step:
         # Building on one of our own snapshots (project `image: <id>`): sysprep held every
         # package there; release them so this build can upgrade, and its sysprep holds again.
         Run("apt-mark showhold | xargs -r apt-mark unhold >/dev/null"),
-        Run(f"{APT_GET} update", env=APT_ENV),
+        Run(f"{APT_GET} update", env=APT_ENV, kind="apt"),
     ]
     if ctx.options.dist_upgrade:
-        ops.append(Run(f"{APT_GET} dist-upgrade", env=APT_ENV))
+        ops.append(Run(f"{APT_GET} dist-upgrade", env=APT_ENV, kind="apt"))
     # image-builder installs debs and extra_debs (the var file's) in one apt call.
     ops.append(apt_install(["psmisc", *ctx.profile.debs(ctx.arch), *ctx.versions.extra_debs.split()]))
     return Step("setup", "apt sources, no background apt, update, dist-upgrade, common packages", tuple(ops))

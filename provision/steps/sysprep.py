@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..options import RecipeContext
 from ..plan import Put, Run, Step
 from ..profiles import NETWORK_CONFIG_FILES
+from . import buildtime
 from .common import APT_ENV, APT_GET
 from .setup import APT_UNITS
 
@@ -73,6 +74,8 @@ def sysprep(ctx: RecipeContext) -> Step:
         "sysprep",
         "hold packages, clean apt, reset identity, remove keys, logs and history, fstrim",
         (
+            # Build-time settings out first: the one initramfs generation, the final system.
+            *buildtime.leave(),
             # setup masked background apt for the build; the image gets upstream's state instead:
             # unmasked, the timers and unattended-upgrades disabled and stopped.
             Run(f"systemctl unmask {APT_UNITS} 2>/dev/null || true"),
@@ -85,7 +88,7 @@ def sysprep(ctx: RecipeContext) -> Step:
             Run("dpkg-query -f '${binary:Package}\\n' -W | xargs apt-mark hold >/dev/null"),
             Run("rm -f " + " ".join(EARLY)),
             Run("systemctl stop rsyslog 2>/dev/null || true"),
-            Run(f"{APT_GET} autoclean && {APT_GET} autoremove", env=APT_ENV),
+            Run(f"{APT_GET} autoclean && {APT_GET} autoremove", env=APT_ENV, kind="apt"),
             Run("rm -rf /var/lib/apt/lists && install -d -m 0755 /var/lib/apt/lists/partial"),
             Put("/etc/default/grub.d/50-cloudimg-settings.cfg", GRUB_CFG.encode()),
             Run("if [ -x /usr/sbin/update-grub ]; then update-grub; fi"),
@@ -106,7 +109,7 @@ def sysprep(ctx: RecipeContext) -> Step:
             Run("find /var/log -type f -regex '.*[0-9z]$' -delete"),
             Run("rm -f " + " ".join(HISTORY)),
             Run("journalctl --rotate && journalctl -m --vacuum-time=1s"),
-            Run("systemctl enable ssh 2>/dev/null || true"),
+            Run("systemctl is-enabled -q ssh 2>/dev/null || systemctl enable ssh 2>/dev/null || true"),
             Run("fstrim --all --verbose || true"),
             Run("sync"),
         ),

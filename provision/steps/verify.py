@@ -8,6 +8,7 @@ import re
 from ..options import LOCALCLOUD, RecipeContext
 from ..plan import Check, Step
 from ..profiles import COMMON_DEBS, NETWORK_CONFIG_FILES
+from . import buildtime
 from .containerd import major
 from .kubernetes import KEYRING, SOURCES
 from .node import SYSCTLS
@@ -219,6 +220,7 @@ def checks(ctx: RecipeContext) -> list[Check]:
             f"ls -d {' '.join(NETWORK_CONFIG_FILES)} 2>/dev/null || true",
             "empty",
         ),
+        *buildtime.gone_checks("hygiene "),
     ]
     return out
 

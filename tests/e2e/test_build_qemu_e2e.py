@@ -93,6 +93,13 @@ def test_make_image_local_builds_the_full_recipe(local_build: LocalBuild) -> Non
     print("SSH answered after (s):", m["ssh_ready_seconds"])
     assert [s["name"] for s in m["steps"]] == RECIPE_STEPS
     assert all(s["ok"] and s["seconds"] > 0 for s in m["steps"])
+    # Provisioning speed (docs/recipe.md, build-time settings): the initramfs is generated once,
+    # in sysprep; where each step's time went is in the manifest.
+    generations = {s["name"]: s["initramfs_generations"] for s in m["steps"] if "initramfs_generations" in s}
+    assert generations == {"sysprep": 1}, generations
+    by_step = {s["name"]: s["by_kind"] for s in m["steps"]}
+    assert by_step["setup"]["apt"] > 0 and by_step["sysprep"]["initramfs"] > 0 and by_step["kubernetes"]["download"] > 0
+    print("seconds by kind:", by_step)
     assert set(m["phases"]) >= {"provision", "snapshot", "boot-test", "publish"}
     assert set(m["ssh_ready_seconds"]) == {"build", "boot-test"}
     # The artifacts came from the embedded localcloud's own mirror, stand-ins named.
