@@ -8,7 +8,6 @@ Exit codes: 0 success; 1 failed (cleaned up); 2 bad input, found before anything
 from __future__ import annotations
 
 import contextlib
-import enum
 import json
 import sys
 from collections.abc import Iterator
@@ -25,10 +24,11 @@ from rich.text import Text
 from . import log as logmod
 from .budget import RequestBudget
 from .caph import CAPH_LABEL
+from .cliopts import LogFormat, LogFormatOpt, ProjectOpt, Recipe, RoleChoice, TableOrJson, TextOrJson
 from .cloud import Cloud, connect
 from .config import ProjectConfig, load_project
 from .endpoint import Target, target
-from .errors import EXIT_FAILED, CapiImageError, CleanupIncompleteError, InputError
+from .errors import EXIT_FAILED, CapiImageError, CleanupIncompleteError, InputError, exit_code_of
 from .interrupts import Interrupted, SignalGuard, install_exit_on_signal
 from .pipeline import Build
 from .report import PhaseDisplay, summary
@@ -49,14 +49,12 @@ class ErrorMappingGroup(typer.core.TyperGroup):
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         try:
             return super().invoke(ctx)
-        except Interrupted as e:
-            _print_error(f"{e}; everything it created was cleaned up")
-            raise typer.Exit(128 + e.signum) from e
-        except CapiImageError as e:
-            _print_error(str(e))
-            raise typer.Exit(e.exit_code) from e
-        except (TimeoutError, OSError) as e:  # a deadline or the network, after cleanup
-            _print_error(f"failed: {e}")
+        except (CapiImageError, Interrupted) as e:
+            interrupted = isinstance(e, Interrupted)
+            _print_error(f"{e}; everything it created was cleaned up" if interrupted else str(e))
+            raise typer.Exit(exit_code_of(e)) from e
+        except OSError as e:  # last resort: the network or a file, somewhere not wrapped (a bug to report)
+            _print_error(f"failed: {type(e).__name__}: {e}")
             raise typer.Exit(EXIT_FAILED) from e
 
 
@@ -64,45 +62,12 @@ app = typer.Typer(
     cls=ErrorMappingGroup, add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
 )
 
-ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="config/projects/NAME.yaml")]
-
-
-class LogFormat(enum.StrEnum):
-    auto = "auto"  # console on a TTY, else json
-    console = "console"
-    json = "json"
-
-
-class TableOrJson(enum.StrEnum):
-    table = "table"
-    json = "json"
-
-
-class TextOrJson(enum.StrEnum):
-    text = "text"
-    json = "json"
-
-
-class Recipe(enum.StrEnum):
-    full = "full"
-    minimal = "minimal"
-
-
-class RoleChoice(enum.StrEnum):
-    all = "all"
-    control_plane = "control-plane"
-    workers = "workers"
-
-
-LogFormatOpt = Annotated[LogFormat, typer.Option(help="auto (console on a TTY, else json), console or json")]
-
 
 @contextlib.contextmanager
 def _api(config: ProjectConfig, budget: RequestBudget | None = None) -> Iterator[tuple[Cloud, Target]]:
     """The one place a command reaches the API: the project's endpoint (an embedded
     localcloud lives as long as the block), the token redacted from every output, the client."""
-    with target(config) as tgt:
-        logmod.redact(tgt.token)
+    with target(config) as tgt:  # target() redacts the token
         yield connect(config, tgt.token, tgt.endpoint, budget=budget), tgt
 
 

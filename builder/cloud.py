@@ -23,7 +23,7 @@ from . import log as logmod
 from .budget import RequestBudget
 from .budget import install as install_budget
 from .config import ProjectConfig, Retry
-from .errors import CloudError
+from .errors import CloudError, DeadlineError
 
 T = TypeVar("T")
 log = logmod.get("capi-image.cloud")
@@ -147,7 +147,14 @@ class Cloud:
                             return found
                     return fn()
         except APIException as e:
-            raise CloudError(name, describe(e), code=str(e.code), api_message=str(e.message)) from e
+            raise CloudError(
+                name,
+                describe(e),
+                code=str(e.code),
+                api_message=str(e.message),
+                details=e.details,
+                correlation_id=e.correlation_id,
+            ) from e
         except (requests.RequestException, OSError) as e:
             raise CloudError(name, describe(e)) from e
         raise AssertionError("unreachable")  # pragma: no cover
@@ -190,7 +197,7 @@ class Cloud:
                 return {"status": action.status, "error": action.error, "command": action.command}
             now = time.monotonic()
             if now >= end:
-                raise CloudError(name, f"action {action_id} still running after {deadline:.0f}s")
+                raise DeadlineError(f"{name} failed: action {action_id} still running after {deadline:.0f}s")
             e, p = now - t0, int(action.progress or 0)
             if p >= 99 or now - t0 > upper + floor:
                 wake = now + backoff  # overrunning its estimate: back off
@@ -214,6 +221,6 @@ class Cloud:
                 return result
             now = time.monotonic()
             if now >= end:
-                raise TimeoutError(f"{name}: not done after {deadline:.0f}s")
+                raise DeadlineError(f"{name}: not done after {deadline:.0f}s")
             self.sleep(max(0.05, min(delay, end - now)))
             delay = min(delay * 1.6, cap)

@@ -103,7 +103,29 @@ def cli_reference() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def phase_table() -> str:
+    """docs/architecture.md's phase table, from ``builder.pipeline.build.STEPS`` and ``CLEANUP``."""
+    from .pipeline.phases import CLEANUP, STEPS
+
+    rows = [
+        "| phase | does | creates (labels `created-by=capi-image`, `build-id`, `role`) | undone by |",
+        "| --- | --- | --- | --- |",
+    ]
+    rows += [f"| {p.name} | {_cell(p.does)} | {_cell(p.creates)} | {_cell(p.undone_by)} |" for p in (*STEPS, CLEANUP)]
+    return "\n".join(rows) + "\n"
+
+
 FILES = {"configuration-reference.md": config_reference, "cli.md": cli_reference}
+# Generated regions inside hand-written files: file -> (region name, renderer).
+REGIONS = {"architecture.md": ("phases", phase_table)}
+
+
+def _with_region(text: str, name: str, body: str) -> str:
+    begin, end = f"<!-- BEGIN generated {name}: make docs -->\n", f"<!-- END generated {name} -->"
+    head, sep, rest = text.partition(begin)
+    if not sep or end not in rest:
+        raise SystemExit(f"docs: region '{name}' markers not found")
+    return head + begin + body + end + rest.split(end, 1)[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true", help="write the files (default: check them)")
     args = ap.parse_args(argv)
     stale = []
-    for name, render in FILES.items():
-        text = render()
+    rendered = {name: render() for name, render in FILES.items()}
+    for name, (region, render) in REGIONS.items():
+        rendered[name] = _with_region((DOCS / name).read_text(), region, render())
+    for name, text in rendered.items():
         path = DOCS / name
         if args.write:
             path.write_text(text)

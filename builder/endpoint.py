@@ -35,9 +35,6 @@ class EndpointError(InputError):
     extra): bad input, exit 2, before any call."""
 
 
-MissingTokenError = EndpointError
-
-
 @contextlib.contextmanager
 def target(config: ProjectConfig) -> Iterator[Target]:
     env_endpoint = os.environ.get("HCLOUD_ENDPOINT")
@@ -47,7 +44,7 @@ def target(config: ProjectConfig) -> Iterator[Target]:
     if bad is not None:
         # A token pasted with its newline, or with a non-ASCII character, would fail deep in the
         # HTTP layer (and be echoed by it): say so first, without the token.
-        raise MissingTokenError(
+        raise EndpointError(
             f"${config.token_env} holds a character an API token cannot have (position {bad + 1}: "
             f"{'whitespace' if token[bad].isspace() else 'not printable ASCII'}): check how it was exported"
         )
@@ -70,5 +67,5 @@ def target(config: ProjectConfig) -> Iterator[Target]:
         if config.endpoint == "localcloud":
             token = LOCAL_TOKEN  # a running localcloud accepts any token unless told otherwise
         else:
-            raise MissingTokenError(f"${config.token_env} is not set: the API token of the Hetzner project to build in")
+            raise EndpointError(f"${config.token_env} is not set: the API token of the Hetzner project to build in")
     yield Target(endpoint, token, embedded=False)

@@ -48,13 +48,31 @@ class CloudError(FailedError):
     """An API call that failed for good; the message names the call. ``code`` is the API's
     error code (``not_found``, ``locked``, ``resource_unavailable`` …) when the API answered with
     one, else None (a dropped connection, a timeout, the tool's own verdict); ``api_message`` the
-    API's own text."""
+    API's own text; ``details`` its structured details (which fields were invalid, …) and
+    ``correlation_id`` the id Hetzner's support asks for — the message ends with it."""
 
-    def __init__(self, call: str, detail: str, code: str | None = None, api_message: str | None = None) -> None:
-        super().__init__(f"{call} failed: {detail}")
+    def __init__(
+        self,
+        call: str,
+        detail: str,
+        code: str | None = None,
+        api_message: str | None = None,
+        *,
+        details: object = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        suffix = f" (correlation id {correlation_id})" if correlation_id else ""
+        super().__init__(f"{call} failed: {detail}{suffix}")
         self.call = call
         self.code = code
         self.api_message = api_message
+        self.details = details
+        self.correlation_id = correlation_id
+
+
+class DeadlineError(FailedError, TimeoutError):
+    """A wait ran out of its deadline (an action, a server state, SSH): the message names what
+    and how long. Also a ``TimeoutError``, which is what it is."""
 
 
 class ProvisionError(FailedError):
@@ -83,6 +101,7 @@ __all__ = [
     "CapiImageError",
     "CleanupIncompleteError",
     "CloudError",
+    "DeadlineError",
     "FailedError",
     "InputError",
     "ProvisionError",

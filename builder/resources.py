@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from hcloud.images import BoundImage, Image
 from hcloud.locations import Location
@@ -22,37 +21,18 @@ from hcloud.server_types import ServerType
 from hcloud.servers import BoundServer, Server
 from hcloud.ssh_keys import BoundSSHKey, SSHKey
 
-from . import log as logmod
 from . import placement
-from .cloud import Cloud
-from .config import Timeouts
-from .errors import CloudError
+from .deletes import Deletes
+from .errors import CloudError, DeadlineError
 from .keys import KeyPair
+from .listing import Kind, label_selector
 
 CREATED_BY = "capi-image"
-log = logmod.get("capi-image.resources")
 
 
-class Resources:
+class Resources(Deletes):
     """Create, wait for and delete servers, SSH keys and snapshots. ``labels`` are put on
     everything created (a build's ``created-by``/``build-id``); gc and prune only delete."""
-
-    def __init__(self, cloud: Cloud, timeouts: Timeouts, labels: dict[str, str] | None = None) -> None:
-        self.cloud = cloud
-        self.timeouts = timeouts
-        self.labels = dict(labels or {})
-        # Set before the first create call: until then nothing can exist, and a failure (a bad
-        # token in preflight) needs no label search.
-        self.attempted_create = False
-        self.in_flight = False
-        self.log = log.bind(build_id=self.labels["build-id"]) if "build-id" in self.labels else log
-
-    @property
-    def selector(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in self.labels.items())
-
-    def role_selector(self, role: str) -> str:
-        return f"{self.selector},role={role}"
 
     @contextlib.contextmanager
     def creating(self) -> Iterator[None]:
@@ -190,7 +170,7 @@ class Resources:
         try:
             self.cloud.poll("server off", off, self.timeouts.shutdown, cap=5)
             return
-        except TimeoutError:
+        except DeadlineError:
             self.log.warning("shutdown.timeout", seconds=self.timeouts.shutdown, note="powering off")
         action = self.cloud.call("poweroff server", lambda: servers.power_off(server))
         if action.id is not None:
@@ -253,109 +233,5 @@ class Resources:
             "publish image", lambda: images.update(Image(id=image_id), labels=labels, description=description)
         )
 
-    # ------------------------------------------------------------------ find
-    def find(self, kind: str) -> list[int]:
-        """Ids of the servers / ssh_keys / snapshots carrying ``labels`` (every page)."""
-        client = self.cloud.client
-        listers: dict[str, Callable[[], list[Any]]] = {
-            "servers": lambda: client.servers.get_all(label_selector=self.selector),
-            "SSH keys": lambda: client.ssh_keys.get_all(label_selector=self.selector),
-            "snapshots": lambda: client.images.get_all(label_selector=self.selector, type=["snapshot"]),
-        }
-        return [r.id for r in self.cloud.call(f"find {kind}", listers[kind]) if r.id is not None]
 
-    # ------------------------------------------------------------------ delete
-    def _request(self, name: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return self.cloud.call(name, fn)
-        except CloudError as e:
-            if e.code == "not_found":
-                return None  # already gone (perhaps by an earlier attempt whose answer was lost)
-            raise
-
-    def delete_server(self, sid: int) -> None:
-        """Delete a server and confirm it is gone, waiting out a lock (a snapshot being taken
-        of it, an action still running) rather than failing on it."""
-        servers = self.cloud.client.servers
-        deadline = self.timeouts.api_action
-        unlock_deadline = deadline + self.timeouts.snapshot
-
-        def request() -> list[Any] | None:
-            try:
-                return [self._request("delete server", lambda: servers.delete(Server(id=sid)))]
-            except CloudError as e:
-                if e.code == "locked":
-                    return None
-                raise
-
-        def gone() -> bool | None:
-            try:
-                s = self.cloud.call("get server", lambda: servers.get_by_id(sid))
-            except CloudError as e:
-                if e.code == "not_found":
-                    return True
-                raise
-            if s.status != "deleting" and not s.locked:
-                request()  # a failed delete action leaves the server: ask again
-            return None
-
-        [action] = self.cloud.poll(f"server {sid} unlocked", request, unlock_deadline)
-        answered = time.monotonic()
-        self.log.info("server.delete_requested", server_id=sid, action=getattr(action, "id", None))
-        if action is not None and action.id is not None:
-            final = self.cloud.wait_action(
-                "delete server", action.id, deadline, started=answered, first_look=self.cloud.poll_initial
-            )
-            if final["status"] == "success":
-                self.log.info("server.deleted", server_id=sid)
-                return  # the delete_server action succeeded: the server is gone
-        self.cloud.poll(f"server {sid} deleted", gone, deadline, cap=5)
-        self.log.info("server.deleted", server_id=sid)
-
-    def delete_image(self, iid: int) -> None:
-        """Delete a snapshot (waiting while it is still being created) and confirm it is gone."""
-        images = self.cloud.client.images
-
-        def attempt() -> str | None:
-            try:
-                self.cloud.call(f"delete snapshot {iid}", lambda: images.delete(Image(id=iid)))
-                return "deleted"
-            except CloudError as e:
-                if e.code == "not_found":
-                    return "not_found"
-                if e.code == "locked":
-                    return None
-                raise
-
-        answer = self.cloud.poll(f"snapshot {iid} deleted", attempt, self.timeouts.snapshot, cap=30)
-        # A 204 is the API's word; a not_found may also be a lost answer or a proxy: confirm.
-        if answer == "not_found" and not self._gone(f"snapshot {iid}", lambda: images.get_by_id(iid)):
-            raise CloudError(f"delete snapshot {iid}", "the API answered, but the snapshot is still there")
-        self.log.info("snapshot.deleted", image_id=iid)
-
-    def delete_key(self, kid: int) -> None:
-        """Delete an SSH key; a not_found answer is confirmed (it alone proves nothing: a lost
-        answer, or a proxy)."""
-        keys = self.cloud.client.ssh_keys
-        answered = self._request(f"delete SSH key {kid}", lambda: keys.delete(SSHKey(id=kid)))
-        if answered is None and not self._gone(f"SSH key {kid}", lambda: keys.get_by_id(kid)):
-            raise CloudError(f"delete SSH key {kid}", "the API answered, but the key is still there")
-
-    def _gone(self, what: str, getter: Callable[[], Any]) -> bool:
-        try:
-            self.cloud.call(f"get {what}", getter)
-        except CloudError as e:
-            if e.code == "not_found":
-                return True
-            raise
-        return False
-
-    def settle(self) -> None:
-        """After an interrupt during a create: give the API time to finish it, so a label
-        search sees what it made (a real API executes what it received)."""
-        if self.in_flight:
-            self.log.info("cleanup.settle", seconds=self.timeouts.settle, reason="a create was in flight")
-            time.sleep(self.timeouts.settle)
-
-
-__all__ = ["CREATED_BY", "Resources"]
+__all__ = ["CREATED_BY", "Kind", "Resources", "label_selector"]

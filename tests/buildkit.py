@@ -152,3 +152,21 @@ def run_cli(args: list[str], config_dir: Path, endpoint: str, token: str = "test
     import subprocess
 
     return subprocess.run(args, env=cli_env(config_dir, endpoint, token), capture_output=True, text=True, timeout=300)
+
+
+# (name in error messages, method, path regex) for every call a build makes. Not here: the
+# location look-up (only when no server type offers the location) and the image look-up after
+# create_image (only when its action failed): a build that succeeds makes neither.
+CALLS: list[tuple[str, str, str]] = [
+    ("look up server type", "GET", r"^/v1/server_types$"),
+    ("look up image", "GET", r"^/v1/images$"),
+    ("create SSH key", "POST", r"^/v1/ssh_keys$"),
+    ("create server", "POST", r"^/v1/servers$"),
+    ("wait for an action", "GET", r"^/v1/actions/\d+$"),
+    ("get server", "GET", r"^/v1/servers/\d+$"),
+    ("shutdown server", "POST", r"/actions/shutdown$"),
+    ("create image", "POST", r"/actions/create_image$"),
+    ("publish image", "PUT", r"^/v1/images/\d+$"),
+    ("delete server", "DELETE", r"^/v1/servers/\d+$"),
+    ("delete SSH key", "DELETE", r"^/v1/ssh_keys/\d+$"),
+]

@@ -22,6 +22,7 @@ from localcloud.paths import default_cache_dir
 from localcloud.server import LocalCloud
 
 from .localclouds import LocalClouds, opened_localclouds
+from .prereq import require
 
 # Short modelled action times: lifecycle tests wait on real actions, just not for long.
 FAST = {
@@ -55,11 +56,7 @@ def qemu_missing() -> str | None:
 
 def require_qemu() -> None:
     """Skip without QEMU, root or the base image — but fail in CI, which must run these."""
-    reason = qemu_missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the qemu tests: {reason}")
-        pytest.skip(reason)
+    require(qemu_missing())
 
 
 def qemu_pids(state_dir: Path | None = None) -> set[int]:
@@ -165,7 +162,5 @@ def require_mirror() -> None:
     skip without it locally, fail under CI."""
     from localcloud.artifacts import mirror_metadata, mirror_root
 
-    if mirror_metadata(mirror_root(default_cache_dir())) is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must populate localcloud's artifact mirror first (make artifacts)")
-        pytest.skip("localcloud's artifact mirror is not populated: run `make artifacts`")
+    populated = mirror_metadata(mirror_root(default_cache_dir())) is not None
+    require(None if populated else "localcloud's artifact mirror is not populated: run `make artifacts`")

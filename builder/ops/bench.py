@@ -188,7 +188,7 @@ def vm_row(tmp: Path) -> tuple[str, ...]:
     import subprocess
     import sys
 
-    from localcloud.machines.qemu import cached_probe_kvm
+    from localcloud.machines.kvm import cached_probe_kvm
     from localcloud.paths import default_cache_dir
 
     # The one-time KVM probe (30 s where KVM is broken) must not count as the build server's boot.

@@ -17,7 +17,7 @@ from .. import log as logmod
 from ..caph import CAPH_LABEL
 from ..cloud import Cloud
 from ..config import Timeouts
-from ..errors import CloudError, InputError
+from ..errors import CloudError, DeadlineError, InputError
 from ..resources import CREATED_BY, Resources
 
 log = logmod.get("capi-image.gc")
@@ -53,15 +53,12 @@ def collect(
     dry_run: bool = False,
     timeouts: Timeouts | None = None,
 ) -> GcReport:
-    client = cloud.client
     labels = {"created-by": CREATED_BY, **({"build-id": build_id} if build_id else {})}
     res = Resources(cloud, timeouts or Timeouts(), labels)
     cutoff = dt.datetime.now(dt.UTC) - older_than
     report = GcReport()
 
-    servers = cloud.call("list servers", lambda: client.servers.get_all(label_selector=res.selector))
-    keys = cloud.call("list SSH keys", lambda: client.ssh_keys.get_all(label_selector=res.selector))
-    images = cloud.call("list snapshots", lambda: client.images.get_all(label_selector=res.selector, type=["snapshot"]))
+    servers, keys, images = res.list("servers"), res.list("SSH keys"), res.list("snapshots")
 
     def sweep(what: str, created: dt.datetime | None, delete: Callable[[], None], spare: str | None = None) -> None:
         if spare is not None:
@@ -74,7 +71,7 @@ def collect(
             try:
                 delete()  # waits out locks, confirms the resource is gone
                 report.deleted.append(what)
-            except (CloudError, TimeoutError) as e:
+            except (CloudError, DeadlineError) as e:
                 report.failed.append(f"{what}: {e}")
 
     # Servers first: an SSH key or snapshot can still be in use by one.

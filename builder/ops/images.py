@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from ..caph import CAPH_LABEL
 from ..cloud import Cloud
-from ..resources import CREATED_BY
+from ..config import Timeouts
+from ..resources import CREATED_BY, Resources
 
 COLUMNS = ("id", "created", "status", "architecture", CAPH_LABEL, "image_size_gb")
 
 
 def list_images(cloud: Cloud) -> list[dict[str, Any]]:
-    found = cloud.call(
-        "list snapshots",
-        lambda: cloud.client.images.get_all(
-            label_selector=f"created-by={CREATED_BY}", type=["snapshot"], sort=["created:desc"]
-        ),
-    )
+    found = Resources(cloud, Timeouts(), {"created-by": CREATED_BY}).list("snapshots")
+    found.sort(key=lambda i: i.created or dt.datetime.min.replace(tzinfo=dt.UTC), reverse=True)
     return [
         {
             "id": i.id,

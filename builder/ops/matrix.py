@@ -220,8 +220,7 @@ def build_all(
     ab = config.api_budget
     budget = RequestBudget(ab.limit, ab.per_second, ab.reserve)
     guard = SignalGuard()
-    with guard.installed(), target(config) as tgt:
-        logmod.redact(tgt.token)
+    with guard.installed(), target(config) as tgt:  # the CLI's set-up: target() redacts, connect() per build
         make = factory(tgt.endpoint, tgt.token, summary_path.parent, keep_on_failure=keep_on_failure,
                        boot_test=boot_test)  # fmt: skip
         outcome = run(variants, make, parallel=workers, budget=budget, guard=guard)

@@ -22,7 +22,7 @@ from .. import log as logmod
 from ..caph import CAPH_LABEL
 from ..cloud import Cloud
 from ..config import ProjectConfig, Timeouts
-from ..errors import CloudError, InputError
+from ..errors import CloudError, DeadlineError, InputError
 from ..resources import CREATED_BY, Resources
 from .inuse import References
 
@@ -70,12 +70,9 @@ def plan(cloud: Cloud, config: ProjectConfig, keep: int, in_use: References | No
     in_use = in_use or References()
     if keep < 1:
         raise InputError("--keep must be at least 1: prune never deletes a family's newest image")
-    client = cloud.client
-    selector = ",".join([f"created-by={CREATED_BY}", *(f"{k}={v}" for k, v in sorted(config.labels.items()))])
-    images: list[BoundImage] = cloud.call(
-        "list snapshots", lambda: client.images.get_all(label_selector=selector, type=["snapshot"])
-    )
-    servers = cloud.call("list servers", lambda: client.servers.get_all())
+    res = Resources(cloud, config.timeouts, {"created-by": CREATED_BY, **dict(sorted(config.labels.items()))})
+    images: list[BoundImage] = res.list("snapshots")
+    servers = res.every_server()
     used_by: dict[int, list[str]] = defaultdict(list)
     for s in servers:
         if s.image is not None and s.image.id is not None:
@@ -120,7 +117,7 @@ def execute(cloud: Cloud, report: PruneReport, *, yes: bool, timeouts: Timeouts 
         try:
             res.delete_image(d.image_id)  # not_found counts as deleted; waits out a lock; confirms
             d.outcome = "deleted"
-        except (CloudError, TimeoutError) as e:
+        except (CloudError, DeadlineError) as e:
             d.outcome = f"failed: {e}"
         log.info("prune.delete", image_id=d.image_id, caph_image_name=d.caph_image_name, outcome=d.outcome)
     return report

@@ -1,6 +1,6 @@
 """One image build, from preflight to a published snapshot, leak-proof on every exit path.
 
-The phases are ``STEPS`` below, in order, each a method of ``Build``; ``cleanup`` always runs
+The phases are ``phases.STEPS``, in order, each a method of ``Build``; ``cleanup`` always runs
 after them (``pipeline/cleanup.py``). What a phase creates goes through ``builder.resources``
 and is tracked the moment the API names it; everything created carries ``created-by=capi-image``
 and ``build-id=<id>``, so a retry, the cleanup and ``capi-image gc`` find it by label even if
@@ -14,7 +14,6 @@ import datetime as dt
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -46,13 +45,6 @@ def new_build_id() -> str:
     return secrets.token_hex(4)
 
 
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    run: Callable[[Build], None]
-    when: Callable[[Build], bool] = lambda _b: True
-
-
 class Build:
     def __init__(
         self,
@@ -75,6 +67,7 @@ class Build:
         self.endpoint = endpoint
         self.build_id = build_id or new_build_id()
         self.keep_on_failure = keep_on_failure
+        self.failed = False  # set before cleanup: whether any phase failed
         self.manifest_path = manifest_path or Path("dist") / f"build-{self.build_id}.json"
         self.guard = guard or SignalGuard()
         self.on_phase = on_phase or (lambda _phase, _state: None)
@@ -91,7 +84,6 @@ class Build:
         self.placements: Placements | None = None
         self.session: Session | None = None
         self.build_identity = ("", "")  # machine-id, cloud-init instance-id of the build server
-        self.kept_server_hint: str | None = None
         self._created_at: dict[str, float] = {}  # role -> monotonic time of the create call
         self.log = log.bind(build_id=self.build_id)
 
@@ -132,6 +124,8 @@ class Build:
             endpoint=self.endpoint,
         )  # fmt: skip
         try:
+            from .phases import CLEANUP, STEPS  # the phase table names Build's methods
+
             for step in STEPS:
                 if step.when(self):
                     with self.phase(step.name):
@@ -143,10 +137,11 @@ class Build:
             self.log.error("build.failed", error=result.error, kind=type(e).__name__)
         finally:
             cleanup_error: BaseException | None = None
+            self.failed = failure is not None
             with self.guard.shield():
                 try:
-                    with self.phase("cleanup"):
-                        self.cleanup(failed=failure is not None)
+                    with self.phase(CLEANUP.name):
+                        CLEANUP.run(self)
                 except BaseException as e:  # never mask the build's own failure
                     cleanup_error = e
                     self.log.error("cleanup.incomplete", error=logmod.scrub(str(e)))
@@ -243,7 +238,7 @@ class Build:
             try:
                 session.run_step(
                     Step("boot-test", "a server booted from the snapshot is a new, healthy node", tuple(checks)),
-                    timeout=120,
+                    timeout=600,  # every boot check, as one SSH command
                 )
             except ProvisionError as e:
                 raise ProvisionError("boot-test", f"{e}{self._console_hint(self.tracked.boot_server_id)}") from e
@@ -268,6 +263,9 @@ class Build:
         self.measured.image_size_gb = published.image_size or self.measured.image_size_gb
         self.log.info("snapshot.published", image_id=self.tracked.image_id, caph_image_name=spec.name)
 
+    def cleanup_phase(self) -> None:
+        self.cleanup(failed=self.failed)
+
     def cleanup(self, *, failed: bool) -> None:
         if self.session is not None:
             self.session.close()
@@ -276,7 +274,7 @@ class Build:
             keep = KeepForDebugging(
                 self.manifest_path.parent / f"{self.build_id}-debug", self.login_key, self.build_id, self.terminal
             )
-        self.kept_server_hint = clean_up(self.res, self.tracked, failed=failed, build_id=self.build_id, keep=keep)
+        clean_up(self.res, self.tracked, failed=failed, build_id=self.build_id, keep=keep)
 
     # ------------------------------------------------------------------ helpers
     def _launch(self, role: str, name: str, image_id: int, key_id: int, host: KeyPair) -> str:
@@ -334,19 +332,4 @@ class Build:
         return manifest
 
 
-# The build, in order: name (the log's and manifest's phase) -> what it does. Cleanup follows,
-# always (Build.run).
-STEPS: tuple[Phase, ...] = (
-    Phase("preflight", Build.preflight),
-    Phase("ssh-key", Build.create_ssh_key),
-    Phase("server", Build.create_server),
-    Phase("ssh", Build.wait_for_ssh),
-    Phase("provision", Build.provision),
-    Phase("shutdown", Build.shutdown),
-    Phase("snapshot", Build.snapshot),
-    Phase("boot-test", Build.boot_test, when=lambda b: b.boot_test_enabled),
-    Phase("publish", Build.publish),
-)
-PHASES: tuple[str, ...] = (*(p.name for p in STEPS), "cleanup")
-
-__all__ = ["PHASES", "STEPS", "Build", "BuildResult", "Phase", "new_build_id"]
+__all__ = ["Build", "BuildResult", "new_build_id"]

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TextIO
 
 from .. import log as logmod
-from ..errors import CleanupIncompleteError, CloudError
+from ..errors import CleanupIncompleteError, CloudError, DeadlineError
 from ..keys import KeyPair
-from ..resources import Resources
+from ..resources import Kind, Resources
 
 log = logmod.get("capi-image.cleanup")
 
@@ -86,7 +86,7 @@ def clean_up(
     # run knows all its ids.
     search = res.attempted_create and (failed or res.cloud.retries > 0)
 
-    def ids(tracked_ids: tuple[int | None, ...], kind: str) -> list[int]:
+    def ids(tracked_ids: tuple[int | None, ...], kind: Kind) -> list[int]:
         found = {t for t in tracked_ids if t}
         if search:
             try:
@@ -103,7 +103,7 @@ def clean_up(
         for sid in server_ids:
             try:
                 res.delete_server(sid)
-            except (CloudError, TimeoutError) as e:
+            except (CloudError, DeadlineError) as e:
                 problems.append(f"server {sid}: {e}")
     for kid in ids((tracked.ssh_key_id, tracked.boot_key_id), "SSH keys"):
         try:
@@ -114,7 +114,7 @@ def clean_up(
         for iid in ids((tracked.image_id,), "snapshots"):
             try:
                 res.delete_image(iid)
-            except (CloudError, TimeoutError) as e:
+            except (CloudError, DeadlineError) as e:
                 problems.append(f"snapshot {iid}: {e}")
     if problems:
         raise CleanupIncompleteError(

@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import log as logmod
 from ..cloud import Cloud
 from ..config import Timeouts
-from ..errors import ProvisionError
+from ..errors import DeadlineError, ProvisionError
 from ..keys import KeyPair
 from ..localmirror import admin_base
 from ..ssh import Session
@@ -34,15 +34,19 @@ def connect(
     session = Session(ip, login, host, stopping=stopping)
     try:
         cloud.poll("SSH", lambda: True if session.try_connect() else None, timeouts.ssh, cap=10)
-    except TimeoutError as e:
-        raise TimeoutError(f"{e}{hint}") from e
+    except DeadlineError as e:
+        raise DeadlineError(f"{e}{hint}") from e
     answered()
     # Exit 2 means "done, with recoverable errors" (cloud-init >= 23.4): usable, but say so.
-    status = session.run(
-        "cloud-init status --wait >/dev/null 2>&1 && echo done || echo rc=$?",
-        step="cloud-init",
-        timeout=timeouts.cloud_init,
-    ).strip()
+    try:
+        status = session.run(
+            "cloud-init status --wait >/dev/null 2>&1 && echo done || echo rc=$?",
+            step="cloud-init",
+            timeout=timeouts.cloud_init,
+        ).strip()
+    except BaseException:
+        session.close()  # the caller never gets the session to close
+        raise
     if status not in ("", "done"):
         if status == "rc=2":
             log.warning("cloud_init.degraded", note="cloud-init finished with recoverable errors")

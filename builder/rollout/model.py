@@ -22,7 +22,6 @@ REF_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
     "MachineDeployment": (("spec", "template", "spec", "infrastructureRef"),),
 }
-ROLE_OF = {"KubeadmControlPlane": "control-plane", "MachineDeployment": "workers"}
 SEPARATOR = re.compile(r"^---(\s|$)")
 PLAIN_END = re.compile(r"[\s,}\]#]")
 DNS_BAD = re.compile(r"[^a-z0-9.-]+")

@@ -19,14 +19,13 @@ import pytest
 
 from builder.cloud import Cloud, make_client
 from builder.config import ConfigError
-from builder.errors import CleanupIncompleteError, CloudError, ProvisionError
+from builder.errors import CleanupIncompleteError, CloudError, DeadlineError, ProvisionError
 from builder.ops.gc import collect
 from builder.pipeline import PreflightError
 from localcloud.server import LocalCloud
 
-from ..buildkit import BUILD_TIMES, FAST_RETRY, NO_LEAKS, leftovers, project, run_build, snapshots
+from ..buildkit import BUILD_TIMES, CALLS, FAST_RETRY, NO_LEAKS, leftovers, project, run_build, snapshots
 from ..localclouds import LocalClouds
-from .test_builder_faults import CALLS
 
 # Every path a build calls, plus the label searches of cleanup.
 PATHS = [(m, p) for _, m, p in CALLS] + [
@@ -53,7 +52,7 @@ KINDS: list[dict[str, Any]] = [
     {"kind": "delay", "seconds": 0.3},
     {"kind": "delay_answer", "seconds": 0.3},
 ]
-EXPECTED = (CloudError, TimeoutError, CleanupIncompleteError, PreflightError, ProvisionError, ConfigError)
+EXPECTED = (CloudError, DeadlineError, CleanupIncompleteError, PreflightError, ProvisionError, ConfigError)
 BUILDS = int(os.environ.get("CHAOS_BUILDS", "64"))
 SEEDS = [int(os.environ["CHAOS_SEED"])] if "CHAOS_SEED" in os.environ else list(range(BUILDS))
 

@@ -13,25 +13,8 @@ from builder.errors import CleanupIncompleteError, CloudError
 from builder.ops.gc import collect
 from localcloud.server import LocalCloud
 
-from ..buildkit import BUILD_TIMES, FAST_RETRY, NO_LEAKS, leftovers, project, run_build, snapshots
+from ..buildkit import BUILD_TIMES, CALLS, FAST_RETRY, NO_LEAKS, leftovers, project, run_build, snapshots
 from ..localclouds import LocalClouds
-
-# (name in error messages, method, path regex) for every call a build makes. Not here: the
-# location look-up (only when no server type offers the location) and the image look-up after
-# create_image (only when its action failed): a build that succeeds makes neither.
-CALLS: list[tuple[str, str, str]] = [
-    ("look up server type", "GET", r"^/v1/server_types$"),
-    ("look up image", "GET", r"^/v1/images$"),
-    ("create SSH key", "POST", r"^/v1/ssh_keys$"),
-    ("create server", "POST", r"^/v1/servers$"),
-    ("wait for an action", "GET", r"^/v1/actions/\d+$"),
-    ("get server", "GET", r"^/v1/servers/\d+$"),
-    ("shutdown server", "POST", r"/actions/shutdown$"),
-    ("create image", "POST", r"/actions/create_image$"),
-    ("publish image", "PUT", r"^/v1/images/\d+$"),
-    ("delete server", "DELETE", r"^/v1/servers/\d+$"),
-    ("delete SSH key", "DELETE", r"^/v1/ssh_keys/\d+$"),
-]
 
 TRANSIENT: dict[str, dict[str, Any]] = {
     "429": {"code": "rate_limit_exceeded"},
@@ -125,6 +108,9 @@ def test_persistent_fault_fails_naming_the_call(
     assert isinstance(out.error, CloudError), out.error
     assert str(out.error).startswith(call), str(out.error)
     assert "unavailable" in str(out.error)
+    # What Hetzner's support asks for: the correlation id of the failed request, in the message.
+    assert out.error.code == "unavailable"
+    assert out.error.correlation_id and str(out.error).endswith(f"(correlation id {out.error.correlation_id})")
     _check_no_leaks_no_duplicates(lc, succeeded=False)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.pipeline.phases import PHASES
 from localcloud.server import LocalCloud
 
 from ..buildkit import NO_LEAKS, STUB_PROJECT, build_command, cli_env, leftovers, snapshots, write_project
@@ -37,7 +38,10 @@ PHASE_DELAYS = {  # phases without a slow action get a slow API call; a create i
     "server": ("POST", r"^/v1/servers$"),
     "publish": ("PUT", r"^/v1/images/\d+$"),
 }
-PHASES = ["preflight", "ssh-key", "server", "ssh", "provision", "shutdown", "snapshot", "publish", "cleanup"]
+# The stub answers every command with nothing, so its boot test always fails: enabled only
+# where the boot-test phase itself is under test.
+WITH_BOOT_TEST = STUB_PROJECT.replace("boot_test: false", "boot_test: true")
+assert WITH_BOOT_TEST != STUB_PROJECT
 
 
 @pytest.fixture
@@ -45,8 +49,8 @@ def lc(localclouds: LocalClouds) -> LocalCloud:
     return localclouds.start(action_times=SLOW)
 
 
-def start_build(tmp: Path, lc: LocalCloud) -> subprocess.Popen[str]:
-    write_project(tmp / "config", "p", STUB_PROJECT)
+def start_build(tmp: Path, lc: LocalCloud, project: str = STUB_PROJECT) -> subprocess.Popen[str]:
+    write_project(tmp / "config", "p", project)
     return subprocess.Popen(
         build_command(tmp),
         env=cli_env(tmp / "config", lc.endpoint),
@@ -78,7 +82,7 @@ def test_interrupt_in_every_phase_leaks_nothing(
     if phase in PHASE_DELAYS:
         method, path = PHASE_DELAYS[phase]
         lc.admin().add_fault(method=method, path=path, kind="delay", seconds=1.5)
-    proc = start_build(tmp_path, lc)
+    proc = start_build(tmp_path, lc, WITH_BOOT_TEST if phase == "boot-test" else STUB_PROJECT)
     try:
         wait_for_phase(proc, phase)
         time.sleep(0.2)
@@ -210,4 +214,18 @@ def test_a_signal_cuts_a_long_command_short(localclouds: LocalClouds, tmp_path: 
     assert took < 12, f"the build went on for {took:.0f} s after the signal"
     manifest = json.loads((tmp_path / "m.json").read_text())
     assert manifest["cleanup"] == "complete"
+    assert leftovers(lc) == NO_LEAKS
+
+
+def test_a_failing_boot_test_fails_the_build_and_deletes_everything(lc: LocalCloud, tmp_path: Path) -> None:
+    """The stub's empty answers fail the boot checks: the snapshot is never published and goes,
+    with both servers and both keys."""
+    proc = start_build(tmp_path, lc, WITH_BOOT_TEST)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err[-2000:]
+    manifest = json.loads((tmp_path / "m.json").read_text())
+    assert manifest["result"] == "failure" and manifest["cleanup"] == "complete"
+    assert "step 'boot-test'" in manifest["error"] and "boot new machine-id" in manifest["error"]
+    assert list(manifest["phases"])[-2:] == ["boot-test", "cleanup"]
+    assert snapshots(lc) == []
     assert leftovers(lc) == NO_LEAKS

@@ -19,6 +19,7 @@ from hcloud.server_types import ServerType
 from localcloud.server import LocalCloud
 
 from ..conftest import TOKEN, KeyPair, new_keypair
+from .servers import make_server
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
@@ -26,18 +27,6 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$
 def raw(cloud: LocalCloud, token: str | None = TOKEN) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=cloud.endpoint + "/", headers=headers, timeout=10)
-
-
-def make_server(client: Client, name: str, key: KeyPair | None = None, wait: bool = True, **kw: object):
-    keys = [client.ssh_keys.create(name=f"key-{name}", public_key=(key or new_keypair()).public_openssh)]
-    r = client.servers.create(
-        name=name, server_type=ServerType(name="cpx22"), image=Image(name="debian-12"), ssh_keys=keys, **kw
-    )
-    if wait:
-        r.action.wait_until_finished()
-        for a in r.next_actions:
-            a.wait_until_finished()
-    return r
 
 
 # ---------------------------------------------------------------------------- ssh keys

@@ -13,7 +13,7 @@ from hcloud.server_types import ServerType
 from localcloud.server import LocalCloud
 
 from ..conftest import KeyPair
-from .test_localcloud_api import make_server
+from .servers import make_server
 
 
 def create(client: Client, name: str) -> object:

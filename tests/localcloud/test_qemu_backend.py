@@ -19,6 +19,7 @@ from localcloud.server import LocalCloud
 
 from ..conftest import TOKEN, KeyPair, new_keypair, qemu_pids, require_qemu
 from ..localclouds import opened_localclouds
+from ..prereq import require
 
 pytestmark = pytest.mark.qemu
 
@@ -164,10 +165,10 @@ def test_vm_lifecycle_snapshot_and_boot_from_snapshot(qemu_cloud: LocalCloud, tm
 
 def test_kvm_probe_runs_once_per_host_boot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A broken KVM costs the probe its whole timeout; its answer is cached per host boot and QEMU binary."""
-    from localcloud.machines import qemu
+    from localcloud.machines import kvm
 
     if not shutil.which("qemu-system-x86_64"):
-        pytest.skip("qemu-system-x86_64 is not installed")
+        require("qemu-system-x86_64 is not installed")
     kernel = tmp_path / "vmlinuz"
     kernel.write_bytes(b"k")
     calls: list[Path] = []
@@ -176,19 +177,19 @@ def test_kvm_probe_runs_once_per_host_boot(tmp_path: Path, monkeypatch: pytest.M
         calls.append(k)
         return len(calls) % 2 == 1  # alternate, so a stale cache would show
 
-    monkeypatch.setattr(qemu, "probe_kvm", fake_probe)
-    monkeypatch.setattr(qemu, "_boot_id", lambda: "boot-a")
-    assert qemu.cached_probe_kvm(kernel, tmp_path / "cache") is True
-    assert qemu.cached_probe_kvm(kernel, tmp_path / "cache") is True
+    monkeypatch.setattr(kvm, "probe_kvm", fake_probe)
+    monkeypatch.setattr(kvm, "_boot_id", lambda: "boot-a")
+    assert kvm.cached_probe_kvm(kernel, tmp_path / "cache") is True
+    assert kvm.cached_probe_kvm(kernel, tmp_path / "cache") is True
     assert len(calls) == 1
-    monkeypatch.setattr(qemu, "_boot_id", lambda: "boot-b")  # the host rebooted
-    assert qemu.cached_probe_kvm(kernel, tmp_path / "cache") is False
+    monkeypatch.setattr(kvm, "_boot_id", lambda: "boot-b")  # the host rebooted
+    assert kvm.cached_probe_kvm(kernel, tmp_path / "cache") is False
     assert len(calls) == 2
     other = tmp_path / "snapshot-vmlinuz"  # a server booted from a snapshot has its own kernel
     other.write_bytes(b"newer kernel")
-    assert qemu.cached_probe_kvm(other, tmp_path / "cache") is False
+    assert kvm.cached_probe_kvm(other, tmp_path / "cache") is False
     assert len(calls) == 2  # whether KVM works does not depend on the kernel
-    monkeypatch.setattr(qemu, "_boot_id", lambda: "")  # no boot id: never trust a cache
-    qemu.cached_probe_kvm(kernel, tmp_path / "cache")
-    qemu.cached_probe_kvm(kernel, tmp_path / "cache")
+    monkeypatch.setattr(kvm, "_boot_id", lambda: "")  # no boot id: never trust a cache
+    kvm.cached_probe_kvm(kernel, tmp_path / "cache")
+    kvm.cached_probe_kvm(kernel, tmp_path / "cache")
     assert len(calls) == 4

@@ -1,0 +1,113 @@
+"""Deleting what the tool made, confirmed: a resource is gone when the API says ``not_found``
+(asked again when a delete answered 404 — a lost answer or a proxy proves nothing)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hcloud.images import Image
+from hcloud.servers import Server
+from hcloud.ssh_keys import SSHKey
+
+from .errors import CloudError
+from .listing import ResourceBase
+
+
+class Deletes(ResourceBase):
+    # ------------------------------------------------------------------ delete
+    def _request(self, name: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return self.cloud.call(name, fn)
+        except CloudError as e:
+            if e.code == "not_found":
+                return None  # already gone (perhaps by an earlier attempt whose answer was lost)
+            raise
+
+    def delete_server(self, sid: int) -> None:
+        """Delete a server and confirm it is gone, waiting out a lock (a snapshot being taken
+        of it, an action still running) rather than failing on it."""
+        servers = self.cloud.client.servers
+        deadline = self.timeouts.api_action
+        unlock_deadline = deadline + self.timeouts.snapshot
+
+        def request() -> list[Any] | None:
+            try:
+                return [self._request("delete server", lambda: servers.delete(Server(id=sid)))]
+            except CloudError as e:
+                if e.code == "locked":
+                    return None
+                raise
+
+        def gone() -> bool | None:
+            try:
+                s = self.cloud.call("get server", lambda: servers.get_by_id(sid))
+            except CloudError as e:
+                if e.code == "not_found":
+                    return True
+                raise
+            if s.status != "deleting" and not s.locked:
+                request()  # a failed delete action leaves the server: ask again
+            return None
+
+        [action] = self.cloud.poll(f"server {sid} unlocked", request, unlock_deadline)
+        answered = time.monotonic()
+        self.log.info("server.delete_requested", server_id=sid, action=getattr(action, "id", None))
+        if action is not None and action.id is not None:
+            final = self.cloud.wait_action(
+                "delete server", action.id, deadline, started=answered, first_look=self.cloud.poll_initial
+            )
+            if final["status"] == "success":
+                self.log.info("server.deleted", server_id=sid)
+                return  # the delete_server action succeeded: the server is gone
+        self.cloud.poll(f"server {sid} deleted", gone, deadline, cap=5)
+        self.log.info("server.deleted", server_id=sid)
+
+    def delete_image(self, iid: int) -> None:
+        """Delete a snapshot (waiting while it is still being created) and confirm it is gone."""
+        images = self.cloud.client.images
+
+        def attempt() -> str | None:
+            try:
+                self.cloud.call(f"delete snapshot {iid}", lambda: images.delete(Image(id=iid)))
+                return "deleted"
+            except CloudError as e:
+                if e.code == "not_found":
+                    return "not_found"
+                if e.code == "locked":
+                    return None
+                raise
+
+        answer = self.cloud.poll(f"snapshot {iid} deleted", attempt, self.timeouts.snapshot, cap=30)
+        # A 204 is the API's word; a not_found may also be a lost answer or a proxy: confirm.
+        if answer == "not_found" and not self._gone(f"snapshot {iid}", lambda: images.get_by_id(iid)):
+            raise CloudError(f"delete snapshot {iid}", "the API answered, but the snapshot is still there")
+        self.log.info("snapshot.deleted", image_id=iid)
+
+    def delete_key(self, kid: int) -> None:
+        """Delete an SSH key; a not_found answer is confirmed (it alone proves nothing: a lost
+        answer, or a proxy)."""
+        keys = self.cloud.client.ssh_keys
+        answered = self._request(f"delete SSH key {kid}", lambda: keys.delete(SSHKey(id=kid)))
+        if answered is None and not self._gone(f"SSH key {kid}", lambda: keys.get_by_id(kid)):
+            raise CloudError(f"delete SSH key {kid}", "the API answered, but the key is still there")
+
+    def _gone(self, what: str, getter: Callable[[], Any]) -> bool:
+        try:
+            self.cloud.call(f"get {what}", getter)
+        except CloudError as e:
+            if e.code == "not_found":
+                return True
+            raise
+        return False
+
+    def settle(self) -> None:
+        """After an interrupt during a create: give the API time to finish it, so a label
+        search sees what it made (a real API executes what it received)."""
+        if self.in_flight:
+            self.log.info("cleanup.settle", seconds=self.timeouts.settle, reason="a create was in flight")
+            time.sleep(self.timeouts.settle)
+
+
+__all__ = ["Deletes"]
