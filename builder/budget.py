@@ -18,12 +18,17 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from localcloud.ratelimit import TokenBucket
+
 from . import log as logmod
 
 log = logmod.get("capi-image.budget")
 
 
 class RequestBudget:
+    """The shared client-side bucket (localcloud's ``TokenBucket``, the same maths as the API
+    gate), minus the ``reserve``, behind a lock for the matrix's threads."""
+
     def __init__(
         self,
         limit: int = 3600,
@@ -35,32 +40,25 @@ class RequestBudget:
     ) -> None:
         if limit - reserve < 1:
             raise ValueError(f"reserve {reserve} leaves nothing of the limit {limit}")
-        self.capacity = float(limit - reserve)
-        self.per_second = per_second
+        self.bucket = TokenBucket(limit=limit - reserve, refill_per_second=per_second, clock=clock)
         self.reserve = reserve
-        self.clock = clock
         self.sleep = sleep
-        self._tokens = self.capacity
-        self._stamp = clock()
         self._lock = threading.Lock()
         self.requests = 0
         self.waited = 0.0  # seconds requests spent waiting for the budget
 
-    def _refill(self) -> None:
-        now = self.clock()
-        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.per_second)
-        self._stamp = now
+    @property
+    def capacity(self) -> float:
+        return float(self.bucket.limit)
 
     def acquire(self) -> None:
         """Take one request from the budget, waiting until the bucket has one."""
         while True:
             with self._lock:
-                self._refill()
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                if self.bucket.take():
                     self.requests += 1
                     return
-                wait = (1 - self._tokens) / self.per_second
+                wait = self.bucket.wait_time()
                 self.waited += wait
             if wait > 5:
                 log.info("api.budget.wait", seconds=round(wait, 1), note="the project's request budget is spent")
@@ -75,11 +73,10 @@ class RequestBudget:
                 # The project's limit is smaller than configured: shrink to it, and never reserve
                 # more than half of it, or the builds would wait forever.
                 self.reserve = min(self.reserve, int(limit) // 2)
-                self.capacity = float(max(1, int(limit) - self.reserve))
+                self.bucket.resize(max(1, int(limit) - self.reserve))
                 log.info("api.budget.adjusted", limit=int(limit), reserve=self.reserve)
             if remaining.isdigit():
-                self._refill()
-                self._tokens = min(self._tokens, float(int(remaining) - self.reserve))
+                self.bucket.at_most(float(int(remaining) - self.reserve))
 
 
 class BudgetAdapter(HTTPAdapter):

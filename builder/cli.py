@@ -133,7 +133,7 @@ def build(
 @app.command()
 def gc(
     project: ProjectOpt,
-    older_than: Annotated[str, typer.Option(help="only what is older than this (90s, 30m, 2h, 1d)")] = "2h",
+    older_than: Annotated[str, typer.Option(help="only what is older than this (90s, 30m, 2h, 1d, 1d12h)")] = "2h",
     build_id: Annotated[str | None, typer.Option(help="only this build's resources")] = None,
     dry_run: Annotated[bool, typer.Option(help="say what would be deleted")] = False,
     log_format: LogFormatOpt = LogFormat.auto,

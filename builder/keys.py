@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from ruamel.yaml import YAML
+from ruamel.yaml.scalarstring import LiteralScalarString
 
 
 @dataclass(frozen=True)
@@ -42,18 +44,21 @@ class KeyPair:
         return paramiko.Ed25519Key.from_private_key(io.StringIO(self.private_openssh()))
 
 
-def host_key_user_data(host: KeyPair, extra: str = "") -> str:
-    """cloud-config that makes the guest present ``host`` as its ed25519 host key."""
-    private = "\n".join("    " + line for line in host.private_openssh().strip().splitlines())
-    return (
-        "#cloud-config\n"
-        "ssh_deletekeys: true\n"
+def host_key_user_data(host: KeyPair) -> str:
+    """cloud-config that makes the guest present ``host`` as its ed25519 host key (dumped by a
+    YAML library: a key's lines, any character, are quoted as YAML wants them)."""
+    doc = {
+        "ssh_deletekeys": True,
         # Only the ed25519 type, which ssh_keys provides: nothing is generated. An empty list is
         # what cloud-init's schema refuses (minItems 1): the server booted "degraded".
-        "ssh_genkeytypes: [ed25519]\n"
-        "ssh_keys:\n"
-        "  ed25519_private: |\n"
-        f"{private}\n"
-        f"  ed25519_public: {host.public_openssh}\n"
-        f"{extra}"
-    )
+        "ssh_genkeytypes": ["ed25519"],
+        "ssh_keys": {
+            "ed25519_private": LiteralScalarString(host.private_openssh().strip() + "\n"),
+            "ed25519_public": host.public_openssh,
+        },
+    }
+    out = io.StringIO()
+    yaml = YAML()
+    yaml.width = 4096
+    yaml.dump(doc, out)
+    return "#cloud-config\n" + out.getvalue()

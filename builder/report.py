@@ -3,61 +3,52 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 from rich.console import Console
-from rich.live import Live
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .pipeline import PHASES
 
 
 class PhaseDisplay:
-    """Shows each phase with its state and elapsed time; silent when not on a TTY."""
+    """Each phase as a line of rich's progress display (spinner while it runs, its state and
+    elapsed time); silent when not on a TTY."""
 
-    def __init__(self, enabled: bool | None = None) -> None:
-        self.console = Console(stderr=True)
+    def __init__(self, enabled: bool | None = None, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.state: dict[str, str] = {}
-        self.started: dict[str, float] = {}
-        self.ended: dict[str, float] = {}
-        self.live: Live | None = None
-
-    def _table(self) -> Table:
-        t = Table(title="capi-image build", show_edge=False)
-        t.add_column("phase")
-        t.add_column("state")
-        t.add_column("elapsed", justify="right")
-        for p in PHASES:
-            st = self.state.get(p, "")
-            if p in self.started:
-                elapsed = self.ended.get(p, time.monotonic()) - self.started[p]
-                t.add_row(p, st, f"{elapsed:.1f}s")
-            else:
-                t.add_row(p, "", "")
-        return t
+        self.progress = Progress(
+            SpinnerColumn(finished_text="·"),
+            TextColumn("{task.description:<10}"),
+            TextColumn("{task.fields[state]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.enabled,
+        )
+        self.tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> PhaseDisplay:
-        if self.enabled:
-            self.live = Live(self._table(), console=self.console, refresh_per_second=4, transient=True)
-            self.live.__enter__()
+        for p in PHASES:
+            self.tasks[p] = self.progress.add_task(p, total=1, start=False, state="")
+        self.progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.__exit__(None, None, None)
+        self.progress.__exit__(None, None, None)
 
     def __call__(self, phase: str, state: str) -> None:
-        now = time.monotonic()
+        task = self.tasks.get(phase)
+        if task is None:
+            return
         if state == "start":
-            self.started[phase] = now
-            self.state[phase] = "running"
+            self.progress.start_task(task)
+            self.progress.update(task, state="running")
         else:
-            self.ended[phase] = now
-            self.state[phase] = state
-        if self.live is not None:
-            self.live.update(self._table())
+            self.progress.update(task, state=state, completed=1)
+            self.progress.stop_task(task)
 
 
 def summary(manifest: dict[str, Any], console: Console | None = None) -> None:

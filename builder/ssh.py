@@ -219,9 +219,16 @@ class Session:
         try:
             self.round_trips += 1
             chan = transport.open_session(timeout=self.connect_timeout)
+            # A guest that stops reading or answering (a full disk, a hung shell) must not hang
+            # the build: a minute, or longer for a large file at 100 kB/s.
+            limit = max(60.0, len(op.content) / 100_000)
+            chan.settimeout(limit)
             chan.exec_command(cmd)
             chan.sendall(op.content)
             chan.shutdown_write()
+            if not chan.status_event.wait(limit):
+                chan.close()
+                raise ProvisionError(step, f"writing {op.path}: no answer from {self.host} after {limit:.0f}s")
             status = chan.recv_exit_status()
             err = chan.makefile_stderr("rb").read().decode(errors="replace")
             chan.close()

@@ -11,14 +11,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hcloud.helpers.labels import LabelValidator
+
 from .errors import APIError, invalid_input
 
-_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 _PREFIX = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
 
 def label_key_problem(key: str) -> str | None:
-    """Why ``key`` is not a valid label key, or None."""
+    """Why ``key`` is not a valid label key, or None: the SDK's rule (``LabelValidator``, which
+    the builder applies before any call, so client and emulator agree), then what the API
+    documents beyond it — a prefix is a DNS subdomain, lowercase."""
     prefix, sep, name = key.rpartition("/")
     if sep and (not prefix or len(prefix) > 253 or not _PREFIX.match(prefix)):
         return f"label key '{key}' has an invalid prefix"
@@ -26,7 +29,7 @@ def label_key_problem(key: str) -> str | None:
         return f"label key '{key}' has an empty name"
     if len(name) > 63:
         return f"label key '{key}' is longer than 63 characters"
-    if not _NAME.match(name):
+    if not LabelValidator.KEY_REGEX.match(key):
         return f"label key '{key}' must start and end alphanumeric and contain only [a-zA-Z0-9-_.]"
     return None
 
@@ -37,7 +40,7 @@ def label_value_problem(key: str, value: object) -> str | None:
         return f"label value for '{key}' must be a string"
     if len(value) > 63:
         return f"label value for '{key}' is longer than 63 characters"
-    if value and not _NAME.match(value):
+    if not LabelValidator.VALUE_REGEX.match(value):
         return f"label value '{value}' for '{key}' must start and end alphanumeric and contain only [a-zA-Z0-9-_.]"
     return None
 

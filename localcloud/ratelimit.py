@@ -1,4 +1,7 @@
-"""The project's request budget: a token bucket, as Hetzner describes it (3600/h, +1/s)."""
+"""The project's request budget: a token bucket, as Hetzner describes it (3600/h, +1/s).
+
+The one implementation of the maths: localcloud's API gate spends from it, and the builder's
+client-side budget (builder/budget.py) waits on it, so both sides count alike."""
 
 from __future__ import annotations
 
@@ -32,6 +35,22 @@ class TokenBucket:
             self._tokens -= 1
             return True
         return False
+
+    def wait_time(self) -> float:
+        """Seconds until one request can be taken (0: now)."""
+        self._refill()
+        if self._tokens >= 1:
+            return 0.0
+        return math.inf if self.refill_per_second <= 0 else (1 - self._tokens) / self.refill_per_second
+
+    def at_most(self, tokens: float) -> None:
+        """Lower what is left (someone else spent it); never raises it."""
+        self._refill()
+        self._tokens = min(self._tokens, tokens)
+
+    def resize(self, limit: int) -> None:
+        self.limit = limit
+        self._refill()
 
     @property
     def remaining(self) -> int:

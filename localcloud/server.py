@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -171,6 +172,15 @@ class AdminClient:
 
     def requests(self) -> list[dict[str, Any]]:
         return self.http.get("/requests").json()["requests"]  # type: ignore[no-any-return]
+
+    def settle(self, timeout: float = 30) -> None:
+        """Return once no API request is being worked on (a delayed request carried out after
+        its client gave up has landed)."""
+        end = time.monotonic() + timeout
+        while self.http.get("/requests").json()["in_flight"]:
+            if time.monotonic() > end:
+                raise TimeoutError(f"localcloud still working on requests after {timeout}s")
+            time.sleep(0.05)
 
     def clear_requests(self) -> None:
         self.http.delete("/requests").raise_for_status()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import pytimeparse2
 
 from .. import log as logmod
 from ..caph import CAPH_LABEL
@@ -22,17 +23,14 @@ from ..resources import CREATED_BY, Resources
 
 log = logmod.get("capi-image.gc")
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-
-
 MAX_AGE = dt.timedelta(days=36500)
 
 
 def parse_duration(text: str) -> dt.timedelta:
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise InputError(f"'{text}' is not a duration like 90s, 30m, 2h or 1d")
-    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    """A duration as people write it (90s, 30m, 2h, 1d12h, 1.5h, "2 hours"; pytimeparse2)."""
+    seconds = pytimeparse2.parse(text.strip())
+    if seconds is None or isinstance(seconds, dt.timedelta) or seconds < 0:
+        raise InputError(f"'{text}' is not a duration like 90s, 30m, 2h, 1d or 1d12h")
     if seconds > MAX_AGE.total_seconds():  # "now - age" must stay a date
         raise InputError(f"'{text}' is longer than {MAX_AGE.days} days")
     return dt.timedelta(seconds=seconds)

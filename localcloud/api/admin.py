@@ -50,7 +50,8 @@ async def admin_delete_fault(request: Request) -> Response:
 
 
 async def admin_requests(request: Request) -> Response:
-    return JSONResponse({"requests": [r.to_json() for r in _state(request).requests]})
+    st = _state(request)
+    return JSONResponse({"requests": [r.to_json() for r in st.requests], "in_flight": st.in_flight})
 
 
 async def admin_clear_requests(request: Request) -> Response:

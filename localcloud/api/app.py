@@ -71,6 +71,9 @@ class AppState:
     bucket: TokenBucket
     faults: FaultRegistry = field(default_factory=FaultRegistry)
     requests: list[RequestRecord] = field(default_factory=list)
+    # Requests a handler is still working on (a delayed one carries on after its client gave up,
+    # as Hetzner does): tests wait for 0 instead of sleeping.
+    in_flight: int = 0
     exchanges: list[Exchange] = field(default_factory=list)
     config: GateConfig = field(default_factory=GateConfig)
     # The artifact mirror served under /__localcloud/mirror/files (populated or not).
@@ -148,9 +151,11 @@ class Gate:
                     finish()
             await send(message)
 
+        st.in_flight += 1
         try:
             await self._handle(scope, receive, send, send_wrapper, headers, record, method, path)
         finally:
+            st.in_flight -= 1
             finish()
 
     async def _handle(

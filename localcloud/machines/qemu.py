@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +85,7 @@ def test_chaos(lc: LocalCloud, tmp_path: Path, seed: int) -> None:
     for rule in rules:
         lc.admin().add_fault(**rule)
     out = run_build(lc, project(lc.endpoint, fallback_locations=["nbg1"]), tmp_path)
-    time.sleep(0.4)  # a delayed request lands after the client gave up; look once it has
+    lc.admin().settle()  # a delayed request lands after the client gave up; look once it has
     lc.admin().clear_faults()
     left = leftovers(lc)
     snaps = snapshots(lc)

@@ -94,7 +94,7 @@ def test_interrupt_in_every_phase_leaks_nothing(
     if phase in PHASE_DELAYS:
         # The delayed request is carried out after the client left (as on Hetzner): look only
         # once it has landed, or a leak would go unseen.
-        time.sleep(2.0)
+        lc.admin().settle()
     manifest = json.loads((tmp_path / "m.json").read_text())
     if phase == "cleanup":
         # Cleanup is shielded: the signal is noted, the build still completes.

@@ -103,8 +103,13 @@ def test_gc_reads_every_page_and_spares_other_resources(lc: LocalCloud) -> None:
 def test_parse_duration() -> None:
     assert parse_duration("90s") == dt.timedelta(seconds=90)
     assert parse_duration("2h") == dt.timedelta(hours=2)
-    with pytest.raises(ValueError, match="not a duration"):
-        parse_duration("soon")
+    assert parse_duration("1d12h") == dt.timedelta(hours=36)
+    assert parse_duration("1.5h") == dt.timedelta(minutes=90)
+    for bad in ("soon", "-2h", ""):
+        with pytest.raises(ValueError, match="not a duration"):
+            parse_duration(bad)
+    with pytest.raises(ValueError, match="longer than"):
+        parse_duration("99999999d")
 
 
 def test_images_lists_our_snapshots(lc: LocalCloud, tmp_path: Path) -> None:

@@ -88,3 +88,24 @@ def test_validate_labels_names_the_offending_label() -> None:
     with pytest.raises(APIError) as e:
         validate_labels({"good": "x", "bad": "v1+x"})
     assert "bad" in e.value.details["fields"][0]["messages"][0]
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["caph-image-name", "k8s.io/role", "a" * 63, "a" * 64, "-x", "x-", "a b", "x+y", "a_b.c-d", "UPPER/x", "/x", "x/"],
+)
+def test_the_emulator_and_the_sdk_agree_on_keys_but_for_the_documented_prefix_rule(key: str) -> None:
+    from hcloud.helpers.labels import LabelValidator
+
+    sdk_ok = LabelValidator.validate({key: ""})
+    ours_ok = label_key_problem(key) is None
+    if sdk_ok != ours_ok:
+        # The one rule the SDK does not check: a prefix is a lowercase DNS subdomain.
+        assert sdk_ok and not ours_ok and "/" in key, key
+
+
+@pytest.mark.parametrize("value", ["", "v1.31.4", "a" * 63, "a" * 64, "v1+x", "x/y", "-x", "x-", "a_b"])
+def test_the_emulator_and_the_sdk_agree_on_values(value: str) -> None:
+    from hcloud.helpers.labels import LabelValidator
+
+    assert LabelValidator.validate({"k": value}) == (label_value_problem("k", value) is None)
