@@ -72,7 +72,7 @@ def make_client(
     )
     # hcloud-python 2.x keeps its retry loop and session on the private ClientBase; we pin the
     # version and test that both still work this way
-    # (tests/builder/test_builder_resilience.py::test_sdk_retries_are_off_and_requests_are_counted).
+    # (tests/builder/test_resilience.py::test_sdk_retries_are_off_and_requests_are_counted).
     base = client._client
     base._retry_max_retries = 0
     counter = RequestCounter()

@@ -3,7 +3,7 @@ builds on a stub localcloud, with the invariants that must hold whatever happens
 unexpected exception (no traceback), no duplicate snapshot, nothing left behind unless the build
 exits 3 (cleanup incomplete), exit 3 naming what may be left, and the manifest agreeing.
 
-The seed is printed with each failure: ``CHAOS_SEED=<n> pytest tests/builder/test_builder_chaos.py``
+The seed is printed with each failure: ``CHAOS_SEED=<n> pytest tests/builder/test_chaos.py``
 replays one build; ``CHAOS_BUILDS`` sets how many (default 64)."""
 
 from __future__ import annotations
