@@ -250,3 +250,26 @@ def test_matrix_parallel_zero_is_refused(tmp_path: Path, lc: LocalCloud) -> None
     assert r.returncode == 2, r.stderr[-2000:]
     assert "--parallel must be at least 1" in r.stderr
     assert mutating(lc) == []
+
+
+def test_the_reserved_labels_are_every_label_the_build_sets() -> None:
+    """A project may not set a label the build sets itself: the list of reserved labels is
+    exactly what snapshot_labels adds, plus cleanup's and CAPH's own."""
+    import datetime as dt
+
+    from builder.caph import CAPH_LABEL
+    from builder.config import RESERVED_LABELS
+    from builder.pipeline.preflight import snapshot_labels
+    from builder.resources import CREATED_BY
+    from provision.versions import load_versions
+
+    config = load_project("prod")
+    versions = load_versions(config.versions_path())
+    set_by_build = snapshot_labels(
+        config.model_copy(update={"labels": {}}),
+        versions,
+        base={"created-by": CREATED_BY, "build-id": "00000000"},  # Build's resource labels
+        started=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        arch="x86",
+    )
+    assert {*set_by_build, CAPH_LABEL, "role"} == RESERVED_LABELS
