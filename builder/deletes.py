@@ -1,5 +1,8 @@
-"""Deleting what the tool made, confirmed: a resource is gone when the API says ``not_found``
-(asked again when a delete answered 404 — a lost answer or a proxy proves nothing)."""
+"""Deleting what the tool made, confirmed. A delete whose action succeeded is final; a
+``not_found`` is only a claim (a lost answer, a proxy, a confused API): the resource must also be
+absent by id and from the label search, and while it is not, the DELETE is sent again (with
+backoff) until it is gone or ``timeouts.api_action`` runs out — then the error names it (exit 3,
+``capi-image gc``)."""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from hcloud.images import Image
 from hcloud.servers import Server
 from hcloud.ssh_keys import SSHKey
 
-from .errors import CloudError
-from .listing import ResourceBase
+from .errors import CloudError, DeadlineError
+from .listing import Kind, ResourceBase
 
 
 class Deletes(ResourceBase):
@@ -52,6 +55,11 @@ class Deletes(ResourceBase):
             return None
 
         [action] = self.cloud.poll(f"server {sid} unlocked", request, unlock_deadline)
+        if action is None:  # the DELETE said not_found: a claim, confirmed (or repeated)
+            self._until_gone("servers", sid, f"server {sid}", lambda: servers.delete(Server(id=sid)),
+                             lambda: servers.get_by_id(sid))  # fmt: skip
+            self.log.info("server.deleted", server_id=sid)
+            return
         answered = time.monotonic()
         self.log.info("server.delete_requested", server_id=sid, action=getattr(action, "id", None))
         if action is not None and action.id is not None:
@@ -81,8 +89,9 @@ class Deletes(ResourceBase):
 
         answer = self.cloud.poll(f"snapshot {iid} deleted", attempt, self.timeouts.snapshot, cap=30)
         # A 204 is the API's word; a not_found may also be a lost answer or a proxy: confirm.
-        if answer == "not_found" and not self._gone(f"snapshot {iid}", lambda: images.get_by_id(iid)):
-            raise CloudError(f"delete snapshot {iid}", "the API answered, but the snapshot is still there")
+        if answer == "not_found":
+            self._until_gone("snapshots", iid, f"snapshot {iid}", lambda: images.delete(Image(id=iid)),
+                             lambda: images.get_by_id(iid))  # fmt: skip
         self.log.info("snapshot.deleted", image_id=iid)
 
     def delete_key(self, kid: int) -> None:
@@ -90,8 +99,29 @@ class Deletes(ResourceBase):
         answer, or a proxy)."""
         keys = self.cloud.client.ssh_keys
         answered = self._request(f"delete SSH key {kid}", lambda: keys.delete(SSHKey(id=kid)))
-        if answered is None and not self._gone(f"SSH key {kid}", lambda: keys.get_by_id(kid)):
-            raise CloudError(f"delete SSH key {kid}", "the API answered, but the key is still there")
+        if answered is None:
+            self._until_gone("SSH keys", kid, f"SSH key {kid}", lambda: keys.delete(SSHKey(id=kid)),
+                             lambda: keys.get_by_id(kid))  # fmt: skip
+
+    def _until_gone(self, kind: Kind, rid: int, what: str, delete: Callable[[], Any], get: Callable[[], Any]) -> None:
+        """After a ``not_found``: gone only when neither the id nor the label search finds it;
+        while either does, DELETE again."""
+
+        def gone() -> bool | None:
+            if self._gone(what, get) and rid not in self.find(kind):
+                return True
+            self.log.warning("delete.not_found_but_present", resource=what, note="deleting again")
+            try:
+                self.cloud.call(f"delete {what}", delete)
+            except CloudError as e:
+                if e.code not in ("not_found", "locked"):
+                    raise
+            return None
+
+        try:
+            self.cloud.poll(f"{what} gone", gone, self.timeouts.api_action, cap=5)
+        except DeadlineError as e:
+            raise CloudError(f"delete {what}", "the API answered not_found, but it is still there") from e
 
     def _gone(self, what: str, getter: Callable[[], Any]) -> bool:
         try:

@@ -184,16 +184,60 @@ def test_a_label_search_that_cannot_run_is_no_all_clear(
 @pytest.mark.parametrize(
     ("what", "path"), [("SSH key", r"^/v1/ssh_keys/\d+$"), ("snapshot", r"^/v1/images/\d+$")], ids=["key", "snapshot"]
 )
-def test_a_404_to_a_delete_is_checked_not_trusted(lc: LocalCloud, tmp_path: Path, what: str, path: str) -> None:
-    """DELETE answers not_found although nothing was deleted: keys and snapshots are confirmed
-    gone like servers, so the build reports what is left (exit 3) instead of claiming success."""
+def test_a_delete_that_always_answers_404_is_exit_3_naming_it(
+    lc: LocalCloud, tmp_path: Path, what: str, path: str
+) -> None:
+    """DELETE answers not_found although nothing is ever deleted: the resource is still listed,
+    the DELETE is repeated until the deadline, then the build says what is left (exit 3)."""
     if what == "snapshot":  # publishing fails: cleanup deletes the unpublished snapshot
         lc.admin().add_fault(method="PUT", path=r"^/v1/images/\d+$", times=0, code="invalid_input")
     lc.admin().add_fault(method="DELETE", path=path, times=0, code="not_found")
     out = run_build(lc, project(lc.endpoint), tmp_path)
     assert isinstance(out.error, CleanupIncompleteError), out.error
-    assert f"the API answered, but the {what.lower().split()[-1]} is still there" in str(out.error)
+    assert "answered not_found, but it is still there" in str(out.error) and what in str(out.error)
     assert out.manifest["cleanup"].startswith("incomplete")
     lc.admin().clear_faults()
     _gc_everything(lc)
     assert leftovers(lc) == NO_LEAKS
+
+
+# Two false 404s in a row about one resource: to its DELETE and to the GET that checks it.
+DOUBLE_404 = [
+    ("SSH key", r"^/v1/ssh_keys/\d+$"),
+    ("snapshot", r"^/v1/images/\d+$"),
+]
+
+
+@pytest.mark.parametrize(("what", "path"), DOUBLE_404, ids=["key", "snapshot"])
+def test_two_false_404s_in_a_build_leak_nothing(lc: LocalCloud, tmp_path: Path, what: str, path: str) -> None:
+    """Before: exit 0 (key) or 1 (snapshot) with the resource left. The label search still lists
+    it, so the DELETE is sent again: nothing is left, and the exit says what the build did."""
+    if what == "snapshot":
+        lc.admin().add_fault(method="PUT", path=r"^/v1/images/\d+$", times=0, code="invalid_input")
+    lc.admin().add_fault(method="DELETE", path=path, times=1, code="not_found")
+    lc.admin().add_fault(method="GET", path=path, times=1, code="not_found")
+    out = run_build(lc, project(lc.endpoint), tmp_path)
+    assert (out.error is None) if what == "SSH key" else isinstance(out.error, CloudError), out.error
+    assert not isinstance(out.error, CleanupIncompleteError)
+    lc.admin().clear_faults()
+    assert leftovers(lc) == NO_LEAKS
+    assert snapshots(lc) == ([] if what == "snapshot" else snapshots(lc))
+
+
+def test_two_false_404s_about_a_server_leak_nothing(lc: LocalCloud) -> None:
+    """The same for a server (it costs money by the hour), on the resource layer: its GETs during
+    a build are too many to aim a fault at the one cleanup sends."""
+    from builder.config import Timeouts
+    from builder.resources import Resources
+
+    from ..localcloud.servers import make_server
+
+    client, counter = make_client("test-token", lc.endpoint)
+    server = make_server(client, "doomed", labels={"created-by": "capi-image", "build-id": "f4f4"}).server
+    lc.admin().add_fault(method="DELETE", path=r"^/v1/servers/\d+$", times=1, code="not_found")
+    lc.admin().add_fault(method="GET", path=r"^/v1/servers/\d+$", times=1, code="not_found")
+    res = Resources(
+        Cloud(client, counter, FAST_RETRY), Timeouts(api_action=20), {"created-by": "capi-image", "build-id": "f4f4"}
+    )
+    res.delete_server(server.id)
+    assert lc.admin().state()["servers"] == []
