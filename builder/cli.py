@@ -31,14 +31,16 @@ from .endpoint import Target, target
 from .errors import EXIT_FAILED, CapiImageError, CleanupIncompleteError, InputError, exit_code_of
 from .interrupts import Interrupted, SignalGuard, install_exit_on_signal
 from .pipeline import Build
+from .pipeline.record import late_create_note
 from .report import PhaseDisplay, summary
 
 
-def _print_error(message: str) -> None:
+def _print_error(message: str, notes: list[str] | None = None, label: str = "error:") -> None:
     # The message is text, never markup: "[localcloud]" or a label value in brackets must print as is.
-    Console(stderr=True, soft_wrap=True).print(
-        Text.assemble(("error:", "red"), " ", logmod.scrub(message)), highlight=False
-    )
+    console = Console(stderr=True, soft_wrap=True)
+    console.print(Text.assemble((label, "red"), " ", logmod.scrub(message)), highlight=False)
+    for note in notes or []:  # e.g. a create that may still appear (pipeline/record.late_create_note)
+        console.print(Text.assemble(("note:", "yellow"), " ", logmod.scrub(note)), highlight=False)
 
 
 # The one place errors become exit codes: each class carries its own (builder/errors.py).
@@ -51,7 +53,8 @@ class ErrorMappingGroup(typer.core.TyperGroup):
             return super().invoke(ctx)
         except (CapiImageError, Interrupted) as e:
             interrupted = isinstance(e, Interrupted)
-            _print_error(f"{e}; everything it created was cleaned up" if interrupted else str(e))
+            notes = list(getattr(e, "__notes__", []))
+            _print_error(f"{e}; everything it created was cleaned up" if interrupted else str(e), notes)
             raise typer.Exit(exit_code_of(e)) from e
         except OSError as e:  # last resort: the network or a file, somewhere not wrapped (a bug to report)
             _print_error(f"failed: {type(e).__name__}: {e}")
@@ -126,7 +129,10 @@ def build(
         # Still guarded: a signal now must not kill the process before the caller learns
         # which image was published.
         with guard.shield():
-            out = {"snapshot_id": result.image_id, CAPH_LABEL: result.image_name, "manifest": str(b.manifest_path)}
+            out = {"snapshot_id": result.image_id, CAPH_LABEL: result.image_name, "manifest": str(b.manifest_path),
+                   "unanswered_create": result.unanswered_create}  # fmt: skip
+            if result.unanswered_create:
+                _print_error(late_create_note(result.build_id), label="note:")
             print(json.dumps(out), flush=True)
 
 

@@ -114,14 +114,22 @@ class Cloud:
         self.poll_initial = poll_initial
         self.sleep = sleep
         self.retries = 0  # transient errors absorbed so far
+        # Creates (calls with ``recover``) one of whose attempts got no answer: the API may still
+        # carry it out after we stopped listening (Hetzner executes what it received).
+        self.unanswered: list[str] = []
 
     def call(self, name: str, fn: Callable[[], T], *, recover: Callable[[], T | None] | None = None) -> T:
         """Run ``fn``, retrying transient errors. Before a retry, ``recover()`` may return the
         result of an earlier attempt that took effect although its answer was lost."""
         attempt = 0
 
+        def note_unanswered(exc: BaseException | None) -> None:
+            if recover is not None and exc is not None and not isinstance(exc, APIException) and is_transient(exc):
+                self.unanswered.append(name)
+
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
+            note_unanswered(exc)
             log.warning("api.retry", call=name, attempt=state.attempt_number, error=describe(exc) if exc else None)
 
         retrying = Retrying(
@@ -156,6 +164,7 @@ class Cloud:
                 correlation_id=e.correlation_id,
             ) from e
         except (requests.RequestException, OSError) as e:
+            note_unanswered(e)
             raise CloudError(name, describe(e)) from e
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -132,12 +132,5 @@ class Deletes(ResourceBase):
             raise
         return False
 
-    def settle(self) -> None:
-        """After an interrupt during a create: give the API time to finish it, so a label
-        search sees what it made (a real API executes what it received)."""
-        if self.in_flight:
-            self.log.info("cleanup.settle", seconds=self.timeouts.settle, reason="a create was in flight")
-            time.sleep(self.timeouts.settle)
-
 
 __all__ = ["Deletes"]

@@ -68,6 +68,7 @@ class Build:
         self.build_id = build_id or new_build_id()
         self.keep_on_failure = keep_on_failure
         self.failed = False  # set before cleanup: whether any phase failed
+        self.unanswered = False  # set by cleanup: a create never got its answer (may still appear)
         self.manifest_path = manifest_path or Path("dist") / f"build-{self.build_id}.json"
         self.guard = guard or SignalGuard()
         self.on_phase = on_phase or (lambda _phase, _state: None)
@@ -148,6 +149,7 @@ class Build:
                 if self.tracked.published and self.spec is not None:
                     result.image_id, result.image_name = self.tracked.image_id, self.spec.name
                 result.labels = self.image.published_labels if result.ok else {}
+                result.unanswered_create = self.unanswered
                 result.manifest = self.write_manifest(result, cleanup_error)
             structlog.contextvars.unbind_contextvars("build_id")
         if cleanup_error is not None:
@@ -155,6 +157,8 @@ class Build:
             detail = f"{result.error}; then cleanup: {cleanup_error}" if failure is not None else str(cleanup_error)
             raise CleanupIncompleteError(detail) from cleanup_error
         if failure is not None:
+            if self.unanswered:
+                failure.add_note(record.late_create_note(self.build_id))
             raise failure
         self.log.info("build.done", image_id=result.image_id, caph_image_name=result.image_name)
         return result
@@ -274,7 +278,7 @@ class Build:
             keep = KeepForDebugging(
                 self.manifest_path.parent / f"{self.build_id}-debug", self.login_key, self.build_id, self.terminal
             )
-        clean_up(self.res, self.tracked, failed=failed, build_id=self.build_id, keep=keep)
+        self.unanswered = clean_up(self.res, self.tracked, failed=failed, build_id=self.build_id, keep=keep)
 
     # ------------------------------------------------------------------ helpers
     def _launch(self, role: str, name: str, image_id: int, key_id: int, host: KeyPair) -> str:
@@ -326,6 +330,7 @@ class Build:
             config=self.config, build_id=self.build_id, started=self.started, result=result,
             cleanup_error=cleanup_error, spec=self.spec, placements=self.placements, measured=self.measured,
             counter=self.cloud.counter, architecture=self.config.architecture or "x86",
+            counter_unanswered=[*self.cloud.unanswered, *(["a create cut off by a signal"] if self.res.in_flight else [])],
         )  # fmt: skip
         record.write(self.manifest_path, manifest)
         self.log.info("manifest.written", path=str(self.manifest_path))

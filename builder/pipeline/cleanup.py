@@ -7,6 +7,7 @@ nothing: it is reported (the build exits 3, "run gc"), never taken as "nothing t
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,14 +78,16 @@ class KeepForDebugging:
 
 def clean_up(
     res: Resources, tracked: Tracked, *, failed: bool, build_id: str, keep: KeepForDebugging | None = None
-) -> str | None:
-    """Delete what the build created; return the kept-server hint when servers were kept.
-    Raises CleanupIncompleteError naming everything not deleted or not verified."""
+) -> bool:
+    """Delete what the build created. True when a create never got its answer (a timeout, a
+    dropped connection, a signal): the API may still carry it out after the watch below, so the
+    final word says "may still appear — gc removes it". Raises CleanupIncompleteError naming
+    everything not deleted or not verified."""
     problems: list[str] = []
-    res.settle()
+    unanswered = res.in_flight or bool(res.cloud.unanswered)
     # The label search is a net for what a failed or retried call may have created; a clean
     # run knows all its ids.
-    search = res.attempted_create and (failed or res.cloud.retries > 0)
+    search = res.attempted_create and (failed or res.cloud.retries > 0 or unanswered)
 
     def ids(tracked_ids: tuple[int | None, ...], kind: Kind) -> list[int]:
         found = {t for t in tracked_ids if t}
@@ -95,34 +98,62 @@ def clean_up(
                 problems.append(f"find {kind} by label failed ({e}), so more may be left")
         return sorted(found)
 
-    hint = None
     server_ids = ids((tracked.server_id, tracked.boot_server_id), "servers")
-    if failed and keep is not None and server_ids:
-        hint = keep.keep(server_ids, tracked.server_ip)
-    else:
-        for sid in server_ids:
-            try:
-                res.delete_server(sid)
-            except (CloudError, DeadlineError) as e:
-                problems.append(f"server {sid}: {e}")
-    for kid in ids((tracked.ssh_key_id, tracked.boot_key_id), "SSH keys"):
+    kept = bool(failed and keep is not None and server_ids)
+    if kept:
+        assert keep is not None
+        keep.keep(server_ids, tracked.server_ip)
+    deleters: dict[Kind, Callable[[int], None]] = {
+        "servers": res.delete_server, "SSH keys": res.delete_key, "snapshots": res.delete_image,
+    }  # fmt: skip
+    spared = {("snapshots", tracked.image_id)} if tracked.published else set()
+    spared |= {("servers", sid) for sid in server_ids} if kept else set()
+
+    def delete(kind: Kind, rid: int) -> None:
+        if (kind, rid) in spared:
+            return
         try:
-            res.delete_key(kid)
-        except CloudError as e:
-            problems.append(f"SSH key {kid}: {e}")
+            deleters[kind](rid)
+        except (CloudError, DeadlineError) as e:
+            problems.append(f"{_ONE[kind]} {rid}: {e}")
+
+    for sid in server_ids:
+        delete("servers", sid)
+    for kid in ids((tracked.ssh_key_id, tracked.boot_key_id), "SSH keys"):
+        delete("SSH keys", kid)
     if not tracked.published:
         for iid in ids((tracked.image_id,), "snapshots"):
-            try:
-                res.delete_image(iid)
-            except (CloudError, DeadlineError) as e:
-                problems.append(f"snapshot {iid}: {e}")
+            delete("snapshots", iid)
+    if unanswered and not problems:
+        _watch_late_creates(res, delete, problems)
     if problems:
         raise CleanupIncompleteError(
             "could not delete or could not verify: "
             + "; ".join(problems)
             + f" — run `capi-image gc` (label build-id={build_id})"
         )
-    return hint
+    return unanswered
+
+
+_ONE: dict[Kind, str] = {"servers": "server", "SSH keys": "SSH key", "snapshots": "snapshot"}
+
+
+def _watch_late_creates(res: Resources, delete: Callable[[Kind, int], None], problems: list[str]) -> None:
+    """For ``timeouts.settle`` seconds, search by label and delete what a create whose answer
+    never came made meanwhile (what this build still has is spared by ``delete``)."""
+    res.log.info("cleanup.watch", seconds=res.timeouts.settle, unanswered=res.cloud.unanswered, in_flight=res.in_flight)
+    end = time.monotonic() + res.timeouts.settle
+    while True:
+        for kind in ("servers", "SSH keys", "snapshots"):
+            try:
+                for rid in res.find(kind):
+                    delete(kind, rid)
+            except CloudError as e:
+                problems.append(f"find {kind} by label failed ({e}), so more may be left")
+                return
+        if time.monotonic() >= end:
+            return
+        time.sleep(min(1.0, max(0.0, end - time.monotonic())))
 
 
 __all__ = ["KeepForDebugging", "Tracked", "clean_up", "controlling_terminal"]

@@ -30,6 +30,15 @@ class BuildResult:
     labels: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    # A create never got its answer: cleanup watched for it, but it may still appear later.
+    unanswered_create: bool = False
+
+
+def late_create_note(build_id: str) -> str:
+    return (
+        "an API create never got its answer and may still appear after cleanup; "
+        f"`capi-image gc --build-id {build_id}` removes it"
+    )
 
 
 @dataclass
@@ -57,13 +66,21 @@ def manifest_document(
     measured: Measurements,
     counter: RequestCounter,
     architecture: str,
+    counter_unanswered: list[str] | None = None,
 ) -> dict[str, Any]:
     mirror = spec.local_mirror if spec else None
     current = placements.current if placements else None
     manifest: dict[str, Any] = {
         "result": "success" if result.ok else "failure",
         "error": result.error,
-        "cleanup": "complete" if cleanup_error is None else f"incomplete: {logmod.scrub(str(cleanup_error))}",
+        "cleanup": (
+            f"incomplete: {logmod.scrub(str(cleanup_error))}"
+            if cleanup_error is not None
+            else f"complete; {late_create_note(build_id)}"
+            if result.unanswered_create
+            else "complete"
+        ),
+        "unanswered_creates": list(counter_unanswered or []),
         "build_id": build_id,
         "project": config.name,
         "tool_version": __version__,

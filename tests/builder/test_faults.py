@@ -13,7 +13,7 @@ from builder.errors import CleanupIncompleteError, CloudError
 from builder.ops.gc import collect
 from localcloud.server import LocalCloud
 
-from ..buildkit import BUILD_TIMES, CALLS, FAST_RETRY, NO_LEAKS, leftovers, project, run_build, snapshots
+from ..buildkit import BUILD_TIMES, CALLS, FAST_RETRY, FAST_TIMEOUTS, NO_LEAKS, leftovers, project, run_build, snapshots
 from ..localclouds import LocalClouds
 
 TRANSIENT: dict[str, dict[str, Any]] = {
@@ -241,3 +241,26 @@ def test_two_false_404s_about_a_server_leak_nothing(lc: LocalCloud) -> None:
     )
     res.delete_server(server.id)
     assert lc.admin().state()["servers"] == []
+
+
+def test_a_create_carried_out_after_the_client_gave_up_is_found_and_said(lc: LocalCloud, tmp_path: Path) -> None:
+    """POST /ssh_keys is carried out seconds after the client's read timeout; the retry made
+    another key. Before: exit 0, and the late key appeared after cleanup and stayed. Now cleanup
+    watches the label search for ``timeouts.settle`` seconds and the result says a create went
+    unanswered."""
+    import json
+
+    from builder.pipeline import Build
+
+    lc.admin().add_fault(method="POST", path=r"^/v1/ssh_keys$", kind="delay", seconds=6, times=1)
+    client, counter = make_client("test-token", lc.endpoint, timeout=(5, 1))
+    cfg = project(lc.endpoint, timeouts={**FAST_TIMEOUTS.model_dump(), "settle": 10})
+    build = Build(cfg, Cloud(client, counter, cfg.retry, poll_initial=cfg.polling.initial), endpoint=lc.endpoint,
+                  manifest_path=tmp_path / "m.json")  # fmt: skip
+    result = build.run()
+    assert result.unanswered_create
+    manifest = json.loads((tmp_path / "m.json").read_text())
+    assert manifest["unanswered_creates"] == ["create SSH key"]
+    assert manifest["cleanup"].startswith("complete; an API create never got its answer")
+    lc.admin().settle()
+    assert leftovers(lc) == NO_LEAKS
