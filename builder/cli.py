@@ -7,6 +7,12 @@ Exit codes: 0 success; 1 failed (cleaned up); 2 bad input, found before anything
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python -m builder.cli`: the console script's early signal handling
+    from .entry import install_early
+
+    install_early()
+
+# After the handler above: a Ctrl-C during the imports below exits 130, without a traceback.
 import contextlib
 import json
 import sys

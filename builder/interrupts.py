@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 from . import log as logmod
+from .entry import first_signal_exits
 
 log = logmod.get("capi-image.signals")
 
@@ -112,8 +113,9 @@ class StopSignal:
 
 
 def exit_on_signal(signum: int, frame: FrameType | None) -> None:
-    """The process-wide handler until a build installs its guard: a clean exit (130/143)."""
-    raise SystemExit(128 + signum)
+    """The process-wide handler until a build installs its guard: a clean exit (130/143), the
+    first signal deciding it (later ones are ignored while the process unwinds)."""
+    first_signal_exits(signum, frame)
 
 
 def install_exit_on_signal() -> None:

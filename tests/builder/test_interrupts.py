@@ -229,3 +229,45 @@ def test_a_failing_boot_test_fails_the_build_and_deletes_everything(lc: LocalClo
     assert list(manifest["phases"])[-2:] == ["boot-test", "cleanup"]
     assert snapshots(lc) == []
     assert leftovers(lc) == NO_LEAKS
+
+
+@pytest.mark.parametrize("module", ["builder.entry", "builder.cli"])
+@pytest.mark.parametrize("delay", [0.0, 0.01, 0.03, 0.06, 0.1, 0.2, 0.4])
+def test_a_signal_while_the_tool_starts_exits_130_without_a_traceback(
+    lc: LocalCloud, tmp_path: Path, module: str, delay: float
+) -> None:
+    """Before: a SIGINT 30-120 ms after exec (the CLI's imports) printed a KeyboardInterrupt
+    traceback and exited 1; a SIGTERM right after it decided the exit instead. The first signal
+    decides: 130, whatever follows."""
+    write_project(tmp_path / "config", "p", STUB_PROJECT)
+    cmd = [sys.executable, "-m", module, *build_command(tmp_path)[3:]]
+    proc = subprocess.Popen(cmd, env=cli_env(tmp_path / "config", lc.endpoint), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        # From the tool's first instruction (its SIGTERM handler is in place: the interpreter's
+        # own start-up before it is Python's, not ours), then a moment into the imports/build.
+        _wait_for_handler(proc.pid, signal.SIGTERM)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    lc.admin().settle()
+    assert leftovers(lc) == NO_LEAKS
+
+
+def _wait_for_handler(pid: int, sig: signal.Signals, timeout: float = 30) -> None:
+    """Until process ``pid`` catches ``sig`` (its SigCgt mask in /proc): an observable moment."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+        if caught & (1 << (sig - 1)):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"process {pid} never installed a handler for {sig.name}")
