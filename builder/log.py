@@ -6,9 +6,12 @@ Every event carries the build id (bound with structlog's contextvars). Secrets r
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import re
 import sys
+import urllib.parse
 from collections.abc import MutableMapping
 from typing import Any, Literal, TextIO
 
@@ -22,11 +25,23 @@ MASK = "***"
 
 def renderings(secret: str) -> set[str]:
     """The ways a secret can appear in text: as is, trimmed, escaped as repr() and JSON write
-    it (a token with a newline shows as ``secret\\n`` in a traceback or a header repr)."""
+    it (a token with a newline shows as ``secret\\n`` in a traceback or a header repr),
+    URL-encoded (a query string, a proxy URL) and base64-encoded."""
     forms = {secret, secret.strip(), repr(secret)[1:-1], json.dumps(secret)[1:-1]}
     forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
     forms.add(secret.encode("unicode_escape").decode("ascii"))
-    return {f for f in forms if len(f) >= 4}  # shorter values would mask ordinary words
+    forms.add(urllib.parse.quote(secret, safe=""))
+    forms.add(urllib.parse.quote_plus(secret))
+    forms.add(base64.b64encode(secret.encode()).decode())
+    return {f for f in forms if f}
+
+
+def _pattern(form: str) -> re.Pattern[str]:
+    """Long renderings anywhere; a short one (under 4 characters) only where it stands alone,
+    so a 3-character password is masked in ``password=abc`` without masking every word."""
+    if len(form) >= 4:
+        return re.compile(re.escape(form))
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])")
 
 
 def redact(*secrets: str | None) -> None:
@@ -44,7 +59,7 @@ def scrub(value: Any) -> Any:
     if isinstance(value, str):
         for s in sorted(_SECRETS, key=len, reverse=True):  # the longest rendering first
             if s in value:
-                value = value.replace(s, MASK)
+                value = _pattern(s).sub(MASK, value)
         return value
     if isinstance(value, dict):
         return {k: scrub(v) for k, v in value.items()}

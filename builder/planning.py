@@ -63,8 +63,8 @@ def recipe_context(
             raise ConfigError(
                 f"registry_mirror.bake_credentials is on but ${mirror.username_env} / ${mirror.password_env} are not both set"
             )
-        logmod.redact(password)
         secrets = Secrets(user, password)
+        logmod.redact(password, secrets.basic_auth)
     sources = []
     root = CONFIG_DIR.resolve()
     for path in config.script_paths():
@@ -112,7 +112,7 @@ def plan_document(
     arch = config.architecture or ("arm" if config.server_type.startswith("cax") else "x86")
     ctx = recipe_context(config, versions, build_id=build_id, started=started, arch=arch, env=env, for_plan=True)
     rendered = render(config, ctx)
-    logmod.redact(ctx.secrets.registry_password)
+    logmod.redact(ctx.secrets.registry_password, ctx.secrets.basic_auth)
     steps = []
     for step in rendered.steps:
         ops: list[dict[str, Any]] = []

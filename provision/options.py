@@ -3,6 +3,7 @@ switches. Pydantic, because it comes from the project config."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -177,6 +178,13 @@ class Secrets:
 
     registry_username: str | None = None
     registry_password: str | None = None
+
+    @property
+    def basic_auth(self) -> str | None:
+        """The HTTP Basic credentials as sent (base64 of user:password): a secret of its own."""
+        if not (self.registry_username and self.registry_password):
+            return None
+        return base64.b64encode(f"{self.registry_username}:{self.registry_password}".encode()).decode()
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ proxy-cache project. Runs before the kubernetes step so the image pre-pull uses 
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import tomli_w
@@ -28,8 +27,7 @@ def hosts_toml(mirror: RegistryMirror, registry: str, secrets: Secrets) -> dict[
             raise MirrorCredentialsError(
                 "registry_mirror.bake_credentials needs the username and password env vars set"
             )
-        token = base64.b64encode(f"{secrets.registry_username}:{secrets.registry_password}".encode()).decode()
-        host["header"] = {"authorization": f"Basic {token}"}
+        host["header"] = {"authorization": f"Basic {secrets.basic_auth}"}
     return {"server": UPSTREAM.get(registry, f"https://{registry}"), "host": {host_url: host}}
 
 
