@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from . import cliinput
 from . import log as logmod
 from .budget import RequestBudget
 from .caph import CAPH_LABEL
@@ -107,6 +108,8 @@ def build(
 ) -> None:
     """Build a node image and publish it as a snapshot labelled caph-image-name."""
     logmod.configure(log_format.value)
+    build_id = cliinput.build_id(build_id)
+    manifest = cliinput.output_path(manifest, "--manifest")
     config = load_project(project)
     for option, field, value in (("--os", "os", os_profile), ("--recipe", "recipe", recipe)):
         if value is not None:
@@ -157,7 +160,7 @@ def gc(
     config = load_project(project)
     age = parse_duration(older_than)
     with _api(config) as (cloud, _):
-        report = collect(cloud, age, build_id=build_id, dry_run=dry_run, timeouts=config.timeouts)
+        report = collect(cloud, age, build_id=cliinput.build_id(build_id), dry_run=dry_run, timeouts=config.timeouts)
     print(json.dumps({"deleted": report.deleted, "spared": report.spared, "failed": report.failed}, indent=1))
     if report.failed:
         raise CleanupIncompleteError(f"{len(report.failed)} deletion(s) failed (listed above): run gc again")
@@ -275,6 +278,7 @@ def manifests(
     from .ops import manifests as mf
 
     logmod.configure("auto")
+    image = cliinput.not_empty(image, "--image")
     if (from_manifest is None) == (image is None):
         raise InputError("give exactly one of --from BUILD_MANIFEST or --image NAME_OR_ID")
     roles: tuple[mf.Role, ...] = mf.ROLES if role is RoleChoice.all else (role.value,)  # type: ignore[assignment]

@@ -14,6 +14,7 @@ from ruamel.yaml.error import YAMLError
 from provision.options import RecipeOptions
 from provision.profiles import PROFILES, Profile
 from provision.recipe import RECIPES
+from provision.textfile import TextFileError, read_text
 
 from . import naming
 from .errors import InputError
@@ -25,6 +26,7 @@ IMAGE_NAME_FIELDS = naming.FIELDS
 # Labels the build sets on what it creates: a project may not set them (a caph-image-name on a
 # snapshot still being created could be picked up by CAPH; created-by/build-id are how cleanup
 # and gc find things).
+DAY = 86400.0  # the longest deadline any wait may have
 RESERVED_LABELS = frozenset(
     {
         "caph-image-name", "created-by", "build-id", "role", "capi-image-version", "os", "arch", "build_date",
@@ -60,12 +62,13 @@ class LocalCloudConfig(Strict):
 class Timeouts(Strict):
     """Deadlines in seconds."""
 
-    api_action: float = Field(600, gt=0, description="create/start/delete server actions")
-    ssh: float = Field(600, gt=0, description="until SSH answers after the server runs")
-    cloud_init: float = Field(900, gt=0, description="cloud-init status --wait")
-    shutdown: float = Field(180, gt=0, description="ACPI shutdown until off, before poweroff")
-    snapshot: float = Field(3600, gt=0, description="create_image until available")
-    step: float = Field(3600, gt=0, description="one provision step")
+    # Bounded: a deadline of 1e308 or .inf is a typo, and would overflow the clock arithmetic.
+    api_action: float = Field(600, gt=0, le=DAY, description="create/start/delete server actions")
+    ssh: float = Field(600, gt=0, le=DAY, description="until SSH answers after the server runs")
+    cloud_init: float = Field(900, gt=0, le=DAY, description="cloud-init status --wait")
+    shutdown: float = Field(180, gt=0, le=DAY, description="ACPI shutdown until off, before poweroff")
+    snapshot: float = Field(3600, gt=0, le=DAY, description="create_image until available")
+    step: float = Field(3600, gt=0, le=DAY, description="one provision step")
     settle: float = Field(
         5, ge=0, le=120, description="after an interrupt during a create, wait this long before cleanup looks for it"
     )
@@ -74,21 +77,21 @@ class Timeouts(Strict):
 class Retry(Strict):
     """Retries of transient API errors (rate limit, 5xx, conflict, locked, dropped connection)."""
 
-    attempts: int = Field(8, ge=1, description="tries per API call, the first included")
-    initial_wait: float = Field(1.0, gt=0, description="seconds before the first retry (exponential, jittered)")
-    max_wait: float = Field(30.0, gt=0, description="longest wait between retries")
+    attempts: int = Field(8, ge=1, le=100, description="tries per API call, the first included")
+    initial_wait: float = Field(1.0, gt=0, le=600, description="seconds before the first retry (exponential, jittered)")
+    max_wait: float = Field(30.0, gt=0, le=3600, description="longest wait between retries")
 
 
 class Polling(Strict):
     """How often to look at something that is not done yet (actions use their progress)."""
 
-    initial: float = Field(0.5, gt=0, description="first delay, growing up to a cap")
+    initial: float = Field(0.5, gt=0, le=60, description="first delay, growing up to a cap")
 
 
 class Retention(Strict):
     """What ``capi-image prune`` keeps."""
 
-    keep: int = Field(3, ge=1, description="newest published snapshots kept per family (OS, arch, k8s minor)")
+    keep: int = Field(3, ge=1, le=1000, description="newest published snapshots kept per family (OS, arch, k8s minor)")
 
 
 class Matrix(Strict):
@@ -116,9 +119,11 @@ class ApiBudget(Strict):
     """The project's API request budget (Hetzner: 3600/hour, +1/s), shared by all builds of a
     process; ``reserve`` is left to everyone else in the project (CAPH, other jobs)."""
 
-    limit: int = Field(3600, ge=1, description="requests the bucket holds (Hetzner: 3600 per project)")
-    per_second: float = Field(1.0, gt=0, description="refill rate (Hetzner: one request per second)")
-    reserve: int = Field(300, ge=0, description="requests never used by builds: left to CAPH and other jobs")
+    limit: int = Field(3600, ge=1, le=1_000_000, description="requests the bucket holds (Hetzner: 3600 per project)")
+    per_second: float = Field(1.0, gt=0, le=1000, description="refill rate (Hetzner: one request per second)")
+    reserve: int = Field(
+        300, ge=0, le=1_000_000, description="requests never used by builds: left to CAPH and other jobs"
+    )
 
     @model_validator(mode="after")
     def _room(self) -> ApiBudget:
@@ -194,6 +199,8 @@ class ProjectConfig(Strict):
     @field_validator("image_name")
     @classmethod
     def _template(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("is empty: a template like 'k8s-{kubernetes_semver}-{os}-{arch}-{timestamp}'")
         try:
             parts = list(string.Formatter().parse(v))
         except ValueError as e:
@@ -262,7 +269,11 @@ def load_project(name: str, path: Path | None = None) -> ProjectConfig:
         known = sorted(p.stem for p in (CONFIG_DIR / "projects").glob("*.yaml"))
         raise ConfigError(f"no project '{name}': {path} does not exist (known: {', '.join(known) or 'none'})")
     try:
-        data = YAML(typ="safe").load(path.read_text())
+        data = YAML(typ="safe").load(read_text(path, f"project file {path}"))
+    except TextFileError as e:
+        raise ConfigError(str(e)) from e
+    except IsADirectoryError as e:
+        raise ConfigError(f"project file {path} is a directory") from e
     except YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(data, dict):

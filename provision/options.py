@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,24 @@ DEFAULT_REGISTRIES = ("docker.io", "gcr.io", "ghcr.io", "quay.io", "registry.k8s
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# Characters no base URL needs and a shell or an apt sources line would read as syntax.
+_NOT_IN_URLS = set(" \t\n\r;|&`$<>\"'\\()")
+
+
+def base_url(value: str | None, *, localcloud: bool = False) -> str | None:
+    """An http(s) base URL with a host, or (where allowed) 'localcloud'; trailing / removed."""
+    if value is None or (localcloud and value == LOCALCLOUD):
+        return value
+    bad = sorted(set(value) & _NOT_IN_URLS)
+    if bad:
+        raise ValueError(f"{value!r} is not a URL: it holds {' '.join(repr(c) for c in bad)}")
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        also = f", or '{LOCALCLOUD}'" if localcloud else ""
+        raise ValueError(f"{value!r} must be an http(s) URL with a host{also}")
+    return value.rstrip("/")
 
 
 class Artifacts(Strict):
@@ -69,9 +88,20 @@ class Artifacts(Strict):
     @field_validator("mirror")
     @classmethod
     def _mirror_url(cls, v: str | None) -> str | None:
-        if v is not None and v != LOCALCLOUD and not v.startswith(("https://", "http://")):
-            raise ValueError(f"must be an http(s) URL or '{LOCALCLOUD}'")
-        return v.rstrip("/") if v else v
+        return base_url(v, localcloud=True)
+
+    @field_validator("containerd_url", "runc_url", "cni_url", "crictl_url", "kubernetes_http_source")
+    @classmethod
+    def _urls(cls, v: str | None) -> str | None:
+        return base_url(v)
+
+    @field_validator("kubernetes_deb_repo", "github_releases")
+    @classmethod
+    def _required_urls(cls, v: str) -> str:
+        # kubernetes_deb_repo keeps its trailing / (apt's flat repository suite is "/")
+        checked = base_url(v)
+        assert checked is not None
+        return v if v.endswith("/") and checked else checked
 
     def from_mirror(self, base: str) -> Artifacts:
         """Every URL not set explicitly taken from the mirror at ``base``."""
@@ -101,9 +131,7 @@ class RegistryMirror(Strict):
     @field_validator("url")
     @classmethod
     def _https(cls, v: str | None) -> str | None:
-        if v is not None and v != LOCALCLOUD and not v.startswith(("https://", "http://")):
-            raise ValueError(f"must start with https:// (or http:// for a local test mirror), or be '{LOCALCLOUD}'")
-        return v.rstrip("/") if v else v
+        return base_url(v, localcloud=True)
 
     @model_validator(mode="after")
     def _one_url(self) -> RegistryMirror:
@@ -120,7 +148,7 @@ class RegistryMirror(Strict):
             if not placeholder:
                 raise ValueError(f"registry_mirror.url_env: ${self.url_env} is not set")
             value = f"https://{self.url_env}.unset.invalid"
-        return self.model_copy(update={"url": value.rstrip("/"), "url_env": None})
+        return self.model_copy(update={"url": base_url(value), "url_env": None})
 
 
 class RecipeOptions(Strict):
@@ -143,6 +171,12 @@ class RecipeOptions(Strict):
     scripts_outside_config: bool = Field(
         False, description="explicit opt-in: allow scripts outside the config directory (absolute paths)"
     )
+
+    @field_validator("apt_mirror", "apt_security_mirror")
+    @classmethod
+    def _apt_urls(cls, v: str | None) -> str | None:
+        return base_url(v)
+
     image_pull: bool = Field(True, description="pre-pull the Kubernetes images with kubeadm, as image-builder")
 
     def uses_localcloud_mirror(self) -> bool:

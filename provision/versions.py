@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from . import varfile
+from .textfile import TextFileError, read_text
 
 # The image-builder release the recipe follows (and the snapshots' image_builder_version label).
 IMAGE_BUILDER_VERSION = "v0.1.48"
@@ -94,7 +95,9 @@ class VersionsError(ValueError):
 
 def load_versions(path: Path) -> Versions:
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(read_text(path, f"versions var file {path}"))
+    except TextFileError as e:
+        raise VersionsError(str(e)) from e
     except FileNotFoundError as e:
         raise VersionsError(f"versions var file {path} does not exist") from e
     except IsADirectoryError as e:

@@ -21,6 +21,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from provision.textfile import TextFileError, read_text
+
 from ..errors import InputError
 
 # Words as image names and ids are spelled: label values (alphanumerics and . _ -).
@@ -52,14 +54,20 @@ class References:
             self.where.setdefault(word, where)
 
 
-def _walk(node: Any, path: str, refs: References, file: str) -> None:
+def _walk(node: Any, path: str, refs: References, file: str, seen: set[int]) -> None:
+    if isinstance(node, dict | list):
+        # YAML aliases share one object: each is walked once, so a "billion laughs" document
+        # (aliases of aliases) costs its size, not its expansion.
+        if id(node) in seen:
+            return
+        seen.add(id(node))
     if isinstance(node, dict):
         for key, value in node.items():
-            _walk(key, path, refs, file)  # a name can be a key (a map of images to notes)
-            _walk(value, f"{path}.{key}" if path else str(key), refs, file)
+            _walk(key, path, refs, file, seen)  # a name can be a key (a map of images to notes)
+            _walk(value, f"{path}.{key}" if path else str(key), refs, file, seen)
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            _walk(item, f"{path}[{i}]", refs, file)
+            _walk(item, f"{path}[{i}]", refs, file, seen)
     elif isinstance(node, str | int) and not isinstance(node, bool):
         refs.add(str(node), f"{file}: {path or '(document)'}")
 
@@ -80,14 +88,18 @@ def scan(paths: list[Path]) -> References:
         for f in _files(p):
             if f.stat().st_size > MAX_FILE_BYTES:
                 raise InUseInputError(f"--in-use {f} is larger than {MAX_FILE_BYTES // 2**20} MiB: name the manifests")
-            data = f.read_bytes()
-            if b"\0" in data:
-                continue  # binary: no manifest
-            text = data.decode(errors="replace")
+            # A file prune cannot read is a refusal, never a skip: the image it names would be
+            # deleted (a UTF-16 file was once skipped as "binary").
+            try:
+                text = read_text(f, f"--in-use {f}")
+            except TextFileError as e:
+                raise InUseInputError(f"{e}; prune reads every file it is given (name the manifests)") from e
+            except OSError as e:
+                raise InUseInputError(f"--in-use {f} cannot be read: {e.strerror or e}") from e
             if f.suffix in YAML_SUFFIXES:
                 try:
                     for n, doc in enumerate(YAML(typ="safe").load_all(text)):
-                        _walk(doc, "", refs, f"{f}" + (f" (document {n + 1})" if n else ""))
+                        _walk(doc, "", refs, f"{f}" + (f" (document {n + 1})" if n else ""), set())
                 except YAMLError:
                     refs.unparsed.append(str(f))
             for lineno, line in enumerate(text.splitlines(), 1):
