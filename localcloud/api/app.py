@@ -113,10 +113,12 @@ class Gate:
         st = self.state
         start = time.monotonic()
         method, path = scope["method"], scope["path"]
-        query = scope.get("query_string", b"").decode()
+        # HTTP header and query bytes are not promised to be UTF-8: latin-1 reads any byte (a
+        # client's stray byte is its problem to hear about as a 4xx, never a 500 here).
+        query = scope.get("query_string", b"").decode("latin-1")
         record = RequestRecord(time.time(), method, path, query, 0, 0.0)
         st.requests.append(record)
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         correlation = uuid.uuid4().hex[:16]
         captured: dict[str, Any] = {"status": 0, "headers": [], "body": bytearray(), "done": False}
 
