@@ -38,7 +38,7 @@ from .endpoint import Target, target
 from .errors import EXIT_FAILED, CapiImageError, CleanupIncompleteError, InputError, exit_code_of
 from .interrupts import Interrupted, SignalGuard, install_exit_on_signal
 from .pipeline import Build
-from .pipeline.record import late_create_note
+from .pipeline.record import late_create_note, result_line
 from .report import PhaseDisplay, summary
 
 
@@ -132,17 +132,21 @@ def build(
                 b.on_phase = display
                 try:
                     result = b.run()
+                except CleanupIncompleteError:
+                    # Exit 3 after a publish: the image is live, so the caller still gets its line.
+                    if b.result is not None and b.result.image_id is not None:
+                        with guard.shield():
+                            print(json.dumps(result_line(b.result, b.manifest_path)), flush=True)
+                    raise
                 finally:
                     if b.manifest_path.exists():
                         summary(json.loads(b.manifest_path.read_text()))
         # Still guarded: a signal now must not kill the process before the caller learns
         # which image was published.
         with guard.shield():
-            out = {"snapshot_id": result.image_id, CAPH_LABEL: result.image_name, "manifest": str(b.manifest_path),
-                   "unanswered_create": result.unanswered_create}  # fmt: skip
             if result.unanswered_create:
                 _print_error(late_create_note(result.build_id), label="note:")
-            print(json.dumps(out), flush=True)
+            print(json.dumps(result_line(result, b.manifest_path)), flush=True)
 
 
 @app.command()

@@ -81,6 +81,7 @@ class ProvisionError(FailedError):
     def __init__(self, step: str, message: str) -> None:
         super().__init__(f"step '{step}': {message}")
         self.step = step
+        self.detail = message
 
 
 def exit_code_of(exc: BaseException) -> int:

@@ -27,7 +27,7 @@ from ..caph import CAPH_LABEL
 from ..cloud import Cloud
 from ..config import ProjectConfig
 from ..errors import CleanupIncompleteError, CloudError, ProvisionError
-from ..interrupts import SignalGuard, StopSignal
+from ..interrupts import Interrupted, SignalGuard, StopSignal
 from ..keys import KeyPair, host_key_user_data
 from ..placement import Placements
 from ..resources import CREATED_BY, Resources
@@ -67,6 +67,7 @@ class Build:
         self.endpoint = endpoint
         self.build_id = build_id or new_build_id()
         self.keep_on_failure = keep_on_failure
+        self.result: BuildResult | None = None  # this build's outcome, once run() started
         self.failed = False  # set before cleanup: whether any phase failed
         self.unanswered = False  # set by cleanup: a create never got its answer (may still appear)
         self.manifest_path = manifest_path or Path("dist") / f"build-{self.build_id}.json"
@@ -118,7 +119,7 @@ class Build:
         """Build, publish, clean up. Raises on failure (after cleanup); returns the result."""
         structlog.contextvars.bind_contextvars(build_id=self.build_id)
         failure: BaseException | None = None
-        result = BuildResult(self.build_id, ok=False)
+        result = self.result = BuildResult(self.build_id, ok=False)
         cfg = self.config
         self.log.info(
             "build.start", project=cfg.name, os=cfg.os, server_type=cfg.server_type, location=cfg.location,
@@ -137,6 +138,13 @@ class Build:
             result.error = logmod.scrub(str(e))
             self.log.error("build.failed", error=result.error, kind=type(e).__name__)
         finally:
+            try:
+                # From here on a signal is only noted (SignalGuard): set first thing, and a signal
+                # that lands on the way in is the build's failure, not a skipped cleanup.
+                self.guard.finishing = True
+            except Interrupted as late:
+                failure = failure or late
+                result.error = result.error or str(late)
             cleanup_error: BaseException | None = None
             self.failed = failure is not None
             with self.guard.shield():
@@ -245,7 +253,7 @@ class Build:
                     timeout=600,  # every boot check, as one SSH command
                 )
             except ProvisionError as e:
-                raise ProvisionError("boot-test", f"{e}{self._console_hint(self.tracked.boot_server_id)}") from e
+                raise ProvisionError("boot-test", f"{e.detail}{self._console_hint(self.tracked.boot_server_id)}") from e
         finally:
             session.close()
         assert self.tracked.boot_server_id is not None and self.tracked.boot_key_id is not None

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import __version__
 from .. import log as logmod
+from ..caph import CAPH_LABEL
 from ..cloud import RequestCounter
 from ..config import ProjectConfig
 from ..placement import Placements
@@ -108,9 +109,19 @@ def manifest_document(
     return logmod.scrub(manifest)  # type: ignore[no-any-return]
 
 
+def result_line(result: BuildResult, manifest: Path) -> dict[str, Any]:
+    """The build's one JSON line on stdout: what was published, where the manifest is."""
+    return {
+        "snapshot_id": result.image_id,
+        CAPH_LABEL: result.image_name,
+        "manifest": str(manifest),
+        "unanswered_create": result.unanswered_create,
+    }
+
+
 def write(path: Path, manifest: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-__all__ = ["BuildResult", "Measurements", "manifest_document", "write"]
+__all__ = ["BuildResult", "Measurements", "late_create_note", "manifest_document", "result_line", "write"]

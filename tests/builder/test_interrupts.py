@@ -226,6 +226,7 @@ def test_a_failing_boot_test_fails_the_build_and_deletes_everything(lc: LocalClo
     manifest = json.loads((tmp_path / "m.json").read_text())
     assert manifest["result"] == "failure" and manifest["cleanup"] == "complete"
     assert "step 'boot-test'" in manifest["error"] and "boot new machine-id" in manifest["error"]
+    assert "step 'boot-test': step 'boot-test'" not in manifest["error"]  # said once
     assert list(manifest["phases"])[-2:] == ["boot-test", "cleanup"]
     assert snapshots(lc) == []
     assert leftovers(lc) == NO_LEAKS
@@ -271,3 +272,16 @@ def _wait_for_handler(pid: int, sig: signal.Signals, timeout: float = 30) -> Non
             return
         time.sleep(0.001)
     raise AssertionError(f"process {pid} never installed a handler for {sig.name}")
+
+
+def test_exit_3_after_a_publish_still_prints_the_result_line(lc: LocalCloud, tmp_path: Path) -> None:
+    """The key cannot be deleted (its DELETE always answers 404): exit 3, but the image is live,
+    so stdout still names it. Before: no JSON line, only the manifest said what was published."""
+    lc.admin().add_fault(method="DELETE", path=r"^/v1/ssh_keys/\d+$", times=0, code="not_found")
+    proc = start_build(tmp_path, lc, STUB_PROJECT.replace("api_action: 30", "api_action: 3"))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err[-2000:]
+    line = json.loads(out.strip().splitlines()[-1])
+    [snap] = snapshots(lc)
+    assert line["snapshot_id"] == snap["id"] and line["caph-image-name"] == snap["labels"]["caph-image-name"]
+    lc.admin().clear_faults()
