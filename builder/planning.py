@@ -75,6 +75,8 @@ def recipe_context(
                 f"custom script {path} is outside the config directory {root}; move it there, or set "
                 "provision.scripts_outside_config: true"
             )
+        if path.is_dir():
+            raise ConfigError(f"custom script {path} is a directory: list each script file in it")
         if not path.is_file():
             raise ConfigError(f"custom script {path} does not exist")
         sources.append((path.name, path.read_bytes()))

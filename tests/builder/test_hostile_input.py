@@ -3,6 +3,7 @@ files, alias bombs, unbounded numbers. Each is read correctly or refused with on
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from builder.ops.inuse import InUseInputError, scan
 from ..buildkit import STUB_PROJECT, run_cli, write_project
 from ..localclouds import LocalClouds
 
+REPO = Path(__file__).resolve().parents[2]
 NAME = "k8s-v1.31.4-ubuntu-2404-x86-20261201-0000"
 MANIFEST = f"kind: HCloudMachineTemplate\nspec:\n  template:\n    spec:\n      imageName: {NAME}\n"
 
@@ -138,3 +140,16 @@ def test_manifests_refuses_an_empty_image(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "builder.cli", "manifests", "--image", "", "-p", "local"],
                        capture_output=True, text=True, timeout=60)  # fmt: skip
     assert r.returncode == 2 and "--image is empty" in r.stderr, r.stderr
+
+
+def test_a_script_entry_that_is_a_directory_says_so(tmp_path: Path) -> None:
+    """Before: "does not exist" about a folder that does."""
+    config = tmp_path / "config"
+    (config / "projects").mkdir(parents=True)
+    (config / "scripts" / "tools").mkdir(parents=True)
+    (config / "projects" / "p.yaml").write_text(BASE.replace("vars/", str(REPO / "config/vars") + "/")
+                                                + "provision:\n  scripts:\n    - scripts/tools\n")  # fmt: skip
+    env = {**os.environ, "CAPI_IMAGE_CONFIG_DIR": str(config)}
+    r = subprocess.run([sys.executable, "-m", "builder.cli", "plan", "-p", "p"], env=env,
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "is a directory: list each script file in it" in r.stderr, r.stderr
