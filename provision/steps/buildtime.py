@@ -53,7 +53,7 @@ if grep -qE -- '(^| )-c( |$)' $f; then
 else
   update-initramfs -u
 fi
-if [ -n "$added" ]; then apt-get -y purge "$added"; fi
+if [ -n "$added" ]; then apt-get -y purge "$added" && rm -f /var/cache/apt/archives/"$added"_*.deb; fi
 """
 
 

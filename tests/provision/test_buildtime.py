@@ -85,7 +85,7 @@ def _replay(tmp_path: Path, requests: list[str], *, compress: str = "zstd", zstd
     # Only the stand-ins and the basic tools the script uses (no host zstd leaks in).
     tools = tmp_path / "tools"
     tools.mkdir()
-    for tool in ("cat", "sed", "tail", "grep", "sort"):
+    for tool in ("cat", "sed", "tail", "grep", "sort", "rm"):
         found = next(Path(d) / tool for d in ("/usr/bin", "/bin") if (Path(d) / tool).exists())
         (tools / tool).symlink_to(found)
     env = {**os.environ, "PATH": f"{bin_dir}:{tools}"}
@@ -111,6 +111,7 @@ def test_replay_of_updates_alone_is_one_update_and_kernel_names_are_not_create_f
 def test_replay_installs_the_os_compressor_for_the_one_run_and_purges_it(tmp_path: Path) -> None:
     calls = _replay(tmp_path, ["-u"], compress="zstd", zstd_present=False)
     assert calls == ["apt-get -y --no-install-recommends install zstd", "update-initramfs -u", "apt-get -y purge zstd"]
+    assert 'rm -f /var/cache/apt/archives/"$added"_*.deb' in buildtime.GENERATE_ONCE  # no trace in the cache
     assert _replay(tmp_path / "gz", ["-u"], compress="gzip") == ["update-initramfs -u"]
 
 
