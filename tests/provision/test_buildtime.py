@@ -67,6 +67,8 @@ def _replay(tmp_path: Path, requests: list[str], *, compress: str = "zstd", zstd
     """Run leave()'s replay script against a temporary root with recording stand-ins."""
     root = tmp_path / "root"
     (root / "etc/initramfs-tools/conf.d").mkdir(parents=True)
+    (root / "cache").mkdir()
+    (root / "cache" / "zstd_1.5.7_amd64.deb").write_bytes(b"deb")
     (root / "etc/initramfs-tools/initramfs.conf").write_text(f"MODULES=most\nCOMPRESS={compress}\n")
     state = root / "state"
     state.mkdir()
@@ -79,9 +81,12 @@ def _replay(tmp_path: Path, requests: list[str], *, compress: str = "zstd", zstd
         stand_in = bin_dir / name
         stand_in.write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\n')
         stand_in.chmod(0o755)
-    script = buildtime.GENERATE_ONCE.replace(buildtime.STATE_DIR, str(state)).replace(
-        "/etc/initramfs-tools", str(root / "etc/initramfs-tools")
+    script = (
+        buildtime.GENERATE_ONCE.replace(buildtime.STATE_DIR, str(state))
+        .replace("/etc/initramfs-tools", str(root / "etc/initramfs-tools"))
+        .replace("/var/cache/apt/archives", str(root / "cache"))  # never the host's
     )
+    assert "/var/" not in script.replace(str(tmp_path), "")
     # Only the stand-ins and the basic tools the script uses (no host zstd leaks in).
     tools = tmp_path / "tools"
     tools.mkdir()
