@@ -116,7 +116,7 @@ def test_replay_of_updates_alone_is_one_update_and_kernel_names_are_not_create_f
 def test_replay_installs_the_os_compressor_for_the_one_run_and_purges_it(tmp_path: Path) -> None:
     calls = _replay(tmp_path, ["-u"], compress="zstd", zstd_present=False)
     assert calls == ["apt-get -y --no-install-recommends install zstd", "update-initramfs -u", "apt-get -y purge zstd"]
-    assert 'rm -f /var/cache/apt/archives/"$added"_*.deb' in buildtime.GENERATE_ONCE  # no trace in the cache
+    assert not (tmp_path / "root" / "cache" / "zstd_1.5.7_amd64.deb").exists()  # no trace in apt's cache
     assert _replay(tmp_path / "gz", ["-u"], compress="gzip") == ["update-initramfs -u"]
 
 
