@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,12 @@ def _verify(src: Source, text: str, rollout: Rollout) -> None:
         raise ManifestError(f"internal error: editing {src.path} would change more than the refs; nothing written")
 
 
+def literal(name: str) -> str:
+    """A name as kustomize's patch target reads it: a regular expression, so clusterctl's
+    ``${CLUSTER_NAME}-md-0`` (``$`` an anchor there) must be escaped to match itself."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", name)
+
+
 def kustomize_component(rollout: Rollout) -> dict[str, str]:
     """A kustomize Component: the new templates as a resource, the ref changes as JSON6902
     patches that first ``test`` the old name, so a drifted base fails instead of being
@@ -117,9 +124,9 @@ def kustomize_component(rollout: Rollout) -> dict[str, str]:
     patches = []
     for c in rollout.changes:
         group, _, version = c.site.api_version.rpartition("/")
-        target: dict[str, str] = {"group": group, "version": version, "kind": c.site.kind, "name": c.site.name}
+        target: dict[str, str] = {"group": group, "version": version, "kind": c.site.kind, "name": literal(c.site.name)}
         if c.site.namespace:
-            target["namespace"] = c.site.namespace
+            target["namespace"] = literal(c.site.namespace)
         ops: list[dict[str, Any]] = [
             {"op": "test", "path": c.pointer, "value": c.site.template},
             {"op": "replace", "path": c.pointer, "value": c.new},
@@ -128,9 +135,9 @@ def kustomize_component(rollout: Rollout) -> dict[str, str]:
     for v in rollout.variables:
         doc = v.doc
         group, _, version = str(doc.get("apiVersion", "")).rpartition("/")
-        target = {"group": group, "version": version, "kind": "Cluster", "name": str(meta(doc, "name"))}
+        target = {"group": group, "version": version, "kind": "Cluster", "name": literal(str(meta(doc, "name")))}
         if meta(doc, "namespace"):
-            target["namespace"] = str(meta(doc, "namespace"))
+            target["namespace"] = literal(str(meta(doc, "namespace")))
         if v.site.index is not None:
             ops = [{"op": "test", "path": v.site.pointer, "value": v.site.old}] if isinstance(v.site.old, str) else []
             ops.append({"op": "replace", "path": v.site.pointer, "value": v.new})

