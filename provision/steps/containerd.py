@@ -122,7 +122,7 @@ def containerd(ctx: RecipeContext) -> Step:
         Put("/etc/containerd/config.toml", tomli_w.dumps(config_toml(ctx)).encode()),
         Put("/etc/crictl.yaml", f"runtime-endpoint: unix://{ctx.versions.containerd_cri_socket}\n".encode()),
         Run("systemctl daemon-reload && systemctl enable containerd && systemctl restart containerd"),
-        Run("for b in ctr containerd; do ln -sf /usr/local/bin/$b /usr/bin/$b; done"),
+        Run("ln -sf /usr/local/bin/ctr /usr/bin/ctr"),  # upstream's "Symlink cri-tools" (crictl: kubernetes step)
         Run("rm -rf /tmp/capi-image"),
     ]
     return Step("containerd", "containerd, runc, CNI plugins, config.toml, crictl.yaml", tuple(ops))

@@ -18,26 +18,33 @@ _log:
  - &log_base |
    [loggers]
    keys=root,cloudinit
+
    [handlers]
    keys=consoleHandler,cloudLogHandler
+
    [formatters]
    keys=simpleFormatter,arg0Formatter
+
    [logger_root]
    level=DEBUG
    formatter=arg0Formatter
    handlers=consoleHandler,cloudLogHandler
+
    [logger_cloudinit]
    level=DEBUG
    qualname=cloudinit
    handlers=
    propagate=1
+
    [handler_consoleHandler]
    class=StreamHandler
    level=WARNING
    formatter=arg0Formatter
    args=(sys.stderr,)
+
    [formatter_arg0Formatter]
    format=%(asctime)s - %(filename)s[%(levelname)s]: %(message)s
+
    [formatter_simpleFormatter]
    format=[CLOUDINIT]%(asctime)s - %(filename)s[%(levelname)s]: %(message)s
  - &log_file |

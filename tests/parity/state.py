@@ -53,6 +53,10 @@ echo '=== modules'
 awk '{print $1}' /proc/modules
 echo '=== modules-persisted'
 cat /etc/modules /etc/modules-load.d/*.conf /usr/lib/modules-load.d/*.conf 2>/dev/null | sed 's/#.*//' | awk 'NF {print $1}'
+# Accounts as /etc/shadow has them, without the day each was last changed (a run that ends
+# after midnight UTC differs there) and without any hash: locked (! or *) or "hash".
+echo '=== accounts'
+awk -F: '{l = substr($2, 1, 1); if (l != "!" && l != "*") l = ($2 == "" ? "empty" : "hash"); print $1, l, $4, $5, $6, $7, $8}' /etc/shadow
 echo '=== images'
 ctr -n k8s.io images ls 2>/dev/null | awk 'NR > 1 && $1 !~ /^sha256:/ {print $1, $3}'
 echo '=== files'
@@ -67,7 +71,7 @@ find ROOTS -xdev -type f -size -64k \( FIND_PARSED \) -print0 2>/dev/null |
 echo '=== end'
 """.replace("ROOTS", ROOTS).replace("FIND_PARSED", _FIND_PARSED)
 
-KINDS = ("packages", "enabled", "active", "sysctl", "modules", "modules-persisted", "images", "files")
+KINDS = ("packages", "enabled", "active", "sysctl", "modules", "modules-persisted", "accounts", "images", "files")
 
 
 @dataclass
@@ -131,9 +135,9 @@ def parse(output: str) -> Machine:
         if section == "packages":
             name, _, version = line.partition(" ")
             m.items["packages"][name] = version
-        elif section == "images":
-            name, _, digest = line.partition(" ")
-            m.items["images"][name] = digest
+        elif section in ("images", "accounts"):
+            name, _, value = line.partition(" ")
+            m.items[section][name] = value
         elif section in ("enabled", "active", "modules", "modules-persisted"):
             m.items[section][line.strip()] = ""
         elif section == "sysctl":
