@@ -145,7 +145,7 @@ RULES: list[Rule] = [
             "pstree",
             "pstree.x11",
         )
-    ),  # fmt: skip
+    ),
     Rule("files", "/etc/containerd/config.toml", GVISOR, side="differ"),
     Rule(
         "files",
