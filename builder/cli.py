@@ -293,7 +293,7 @@ def manifests(
     if not project:
         raise mf.ManifestError("no project: pass --project (a build manifest names its own)")
     config = load_project(project)
-    sources = mf.load_sources(cluster) if cluster else []
+    sources = mf.load_sources(cluster, exclude=kustomize) if cluster else []
     with _api(config) as (cloud, _):
         if image is not None and image.isdigit():
             found = cloud.call(f"look up image {image}", lambda: cloud.client.images.get_by_id(int(image)))

@@ -20,7 +20,10 @@ refs, ClusterClass rotation, topology variables via ``topology``), ``resolve`` (
 from __future__ import annotations
 
 import difflib
+import io
 from pathlib import Path
+
+from ruamel.yaml import YAML
 
 from ..rollout.model import ROLES, ImageRef, ManifestError, Role, image_from_build_manifest, new_template_name
 from ..rollout.output import edited_files, kustomize_component
@@ -47,6 +50,24 @@ __all__ = [
 ]
 
 
+TEMPLATES_FILE = "hcloudmachinetemplates.yaml"
+
+
+def keep_earlier_templates(earlier: str, new: str) -> str:
+    """A second rollout through the same component (image A, then B) keeps A's templates: the
+    cluster's machines still use them until B has rolled out, and a GitOps tool would prune
+    templates that vanish from the output mid-rollout. Old templates go when the user says so."""
+    yaml = YAML()
+    new_names = {str((d.get("metadata") or {}).get("name")) for d in yaml.load_all(new) if isinstance(d, dict)}
+    kept = []
+    for doc in yaml.load_all(earlier):
+        if isinstance(doc, dict) and str((doc.get("metadata") or {}).get("name")) not in new_names:
+            buf = io.StringIO()
+            yaml.dump(doc, buf)
+            kept.append("---\n" + buf.getvalue())
+    return "".join(kept) + new
+
+
 def write_outputs(
     rollout: Rollout, sources: list[Source], *, kustomize: Path | None, dry_run: bool
 ) -> tuple[list[str], str]:
@@ -58,8 +79,11 @@ def write_outputs(
     if kustomize:
         kustomize.mkdir(parents=True, exist_ok=True)
         for name, text in kustomize_component(rollout).items():
-            (kustomize / name).write_text(text)
-            written.append(str(kustomize / name))
+            path = kustomize / name
+            if name == TEMPLATES_FILE and path.exists():
+                text = keep_earlier_templates(path.read_text(), text)
+            path.write_text(text)
+            written.append(str(path))
         return written, ""
     edited = edited_files(rollout)
     for src in sources:

@@ -30,11 +30,21 @@ class Source:
         return "\r\n" if "\r\n" in self.text else "\n"
 
 
-def load_sources(paths: list[Path]) -> list[Source]:
+def load_sources(paths: list[Path], *, exclude: Path | None = None) -> list[Source]:
+    """The cluster files to read; ``exclude`` (the --kustomize component, when it lies inside a
+    --cluster folder) is this tool's own output, never a cluster file: read as one, a re-run
+    "reused" its templates and wrote the component empty."""
     files: list[Path] = []
+    skip = exclude.resolve() if exclude is not None else None
     for p in paths:
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file())
+            files += sorted(
+                f
+                for f in p.rglob("*")
+                if f.suffix in (".yaml", ".yml")
+                and f.is_file()
+                and (skip is None or not f.resolve().is_relative_to(skip))
+            )
         elif p.is_file():
             files.append(p)
         else:

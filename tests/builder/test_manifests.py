@@ -572,3 +572,42 @@ def test_kustomize_patches_match_clusterctl_template_names(built: Built, tmp_pat
         if d["kind"] in ("KubeadmControlPlane", "MachineDeployment")
     ]
     assert refs and all(ref in new_templates for ref in refs), refs
+
+
+def test_rerunning_a_rollout_into_a_component_inside_the_cluster_folder_keeps_it_whole(
+    built: Built, tmp_path: Path
+) -> None:
+    """docs/rollout.md's layout: the component folder inside the --cluster folder. Before: run 2
+    read the component's own templates as cluster files, "reused" them and wrote the component's
+    hcloudmachinetemplates.yaml empty while its patches still pointed at them."""
+    cluster = tmp_path / "cluster"
+    cluster.mkdir()
+    shutil.copy(CLUSTERS / "v1beta2.yaml", cluster / "v1beta2.yaml")
+    (cluster / "kustomization.yaml").write_text("resources:\n- v1beta2.yaml\ncomponents:\n- rollout\n")
+    args = ("--from", str(built.manifest), "--cluster", str(cluster), "--kustomize", str(cluster / "rollout"))
+    first = manifests(built, *args)
+    assert first.returncode == 0, first.stderr
+    component = {p.name: p.read_text() for p in (cluster / "rollout").iterdir()}
+    second = manifests(built, *args)
+    assert second.returncode == 0, second.stderr
+    assert {p.name: p.read_text() for p in (cluster / "rollout").iterdir()} == component
+    assert "kind: HCloudMachineTemplate" in component["hcloudmachinetemplates.yaml"]
+
+
+def test_a_second_rollout_keeps_the_first_ones_templates() -> None:
+    """Image A, then B, through one component: A's templates stay in the output (machines still
+    use them; a GitOps tool would prune what vanishes). Before: only B's were written."""
+    from builder.ops.manifests import keep_earlier_templates
+
+    def template(name: str, image: str) -> str:
+        return (
+            "---\napiVersion: infrastructure.cluster.x-k8s.io/v1beta1\nkind: HCloudMachineTemplate\n"
+            f"metadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      imageName: {image}\n"
+        )
+
+    earlier = template("c-md-0-a", "img-a") + template("c-control-plane-a", "img-a")
+    new = template("c-md-0-b", "img-b")
+    merged = [d["metadata"]["name"] for d in docs(keep_earlier_templates(earlier, new))]
+    assert merged == ["c-md-0-a", "c-control-plane-a", "c-md-0-b"]
+    again = [d["metadata"]["name"] for d in docs(keep_earlier_templates(new, new))]
+    assert again == ["c-md-0-b"]  # the same rollout twice: no duplicate
