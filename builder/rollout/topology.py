@@ -19,7 +19,7 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from .model import ROLES, Role
+from .model import Role
 
 IMAGE_PATH = "/spec/template/spec/imageName"
 TYPE_PATH = "/spec/template/spec/type"
@@ -57,7 +57,9 @@ def class_variables(docs: list[tuple[str, Any]], class_name: str | None) -> Clas
             names={"control-plane": {}, "workers": {}},
             source=f"ClusterClass {_dig(doc, 'metadata', 'name')} ({where})",
         )
+        declared = set()
         for var in _dig(doc, "spec", "variables") or []:
+            declared.add(str(var.get("name")))
             default = _dig(var, "schema", "openAPIV3Schema", "default")
             if default is not None:
                 out.defaults[str(var.get("name"))] = default
@@ -78,10 +80,12 @@ def class_variables(docs: list[tuple[str, Any]], class_name: str | None) -> Clas
                     kind = {IMAGE_PATH: "image", TYPE_PATH: "type"}.get(str(op.get("path")))
                     if kind is None:
                         continue
+                    # Only a variable the class declares: CAPI refuses a Cluster that sets one
+                    # its class lacks (a class may rotate templates instead of patching imageName).
+                    if str(variable) not in declared:
+                        continue
                     for role in roles:
                         out.names[role].setdefault(kind, str(variable))
-        for each in ROLES:
-            out.names[each].setdefault("image", CAPH_VARIABLES[each]["image"])
         return out
     return ClassVariables()
 

@@ -611,3 +611,20 @@ def test_a_second_rollout_keeps_the_first_ones_templates() -> None:
     assert merged == ["c-md-0-a", "c-control-plane-a", "c-md-0-b"]
     again = [d["metadata"]["name"] for d in docs(keep_earlier_templates(new, new))]
     assert again == ["c-md-0-b"]  # the same rollout twice: no duplicate
+
+
+def test_a_cluster_of_a_rotating_class_gets_no_image_variables(built: Built, tmp_path: Path) -> None:
+    """A Cluster whose ClusterClass carries the image in its templates (no imageName patch, no
+    image variable declared). Before: the tool added hcloudControlPlaneMachineImageName and
+    hcloudWorkerMachineImageName to the Cluster, which CAPI refuses for a class that lacks them."""
+    path = tmp_path / "rotation.yaml"
+    cluster = (
+        "---\napiVersion: cluster.x-k8s.io/v1beta2\nkind: Cluster\nmetadata:\n  name: c1\n  namespace: clusters\n"
+        "spec:\n  topology:\n    classRef:\n      name: rotated\n    version: v1.31.4\n"
+        "    workers:\n      machineDeployments:\n      - class: workers\n        name: md-0\n"
+    )
+    path.write_text((CLUSTERS / "clusterclass-rotation.yaml").read_text() + cluster)
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+    assert r.returncode == 0, r.stderr
+    [c1] = [d for d in docs(path.read_text()) if d["kind"] == "Cluster"]
+    assert "variables" not in c1["spec"]["topology"], c1["spec"]["topology"]
