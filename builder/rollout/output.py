@@ -14,7 +14,7 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 
 from ..caph import CAPH_LABEL
 from . import topology as topo
-from .model import ManifestError
+from .model import SEPARATOR, ManifestError
 from .plan import Rollout
 from .sources import Source, get_path, meta
 from .splicing import Splice, apply_splices, doc_span, render_scalar, value_splice
@@ -51,14 +51,22 @@ def _edited_files(rollout: Rollout) -> dict[Path, str]:
                 except topo.TopologyEditError as e:
                     raise ManifestError(f"{v.site.what}: {e}") from e
                 inserts.setdefault(at, []).append(text)
+        # A file without a final newline may end inside a block scalar (``|``): a newline added
+        # there would change that value, so a template that would follow the last document goes
+        # right before it instead.
+        ends_open = _ends_open(src)
         for t in rollout.templates:
             if t.old is not None and t.old.source is src:
-                _, end = doc_span(src, t.old.doc)
-                inserts.setdefault(end, []).append(t.text)
+                start, end = doc_span(src, t.old.doc)
+                if _goes_before(src, t.old.doc):
+                    separator = "" if SEPARATOR.match(lines[start]) else "---" + src.newline
+                    inserts.setdefault(start, []).append(t.text + separator)
+                else:
+                    inserts.setdefault(end, []).append(t.text)
         if not splices and not inserts:
             continue
         edited = list(lines)
-        if edited and not edited[-1].endswith("\n"):
+        if ends_open and any(at >= len(lines) for at in inserts):
             edited[-1] += src.newline
         # bottom-up, so each edit leaves the line numbers above it valid; on one line the
         # splice goes first, then what is inserted before that line
@@ -73,6 +81,16 @@ def _edited_files(rollout: Rollout) -> dict[Path, str]:
         _verify(src, text, rollout)
         out[src.path] = text
     return out
+
+
+def _ends_open(src: Source) -> bool:
+    return bool(src.lines) and not src.lines[-1].endswith("\n")
+
+
+def _goes_before(src: Source, old_doc: Any) -> bool:
+    """Whether a new template is put before its old one: the old one is the last document of a
+    file without a final newline (see _edited_files)."""
+    return _ends_open(src) and doc_span(src, old_doc)[1] >= len(src.lines)
 
 
 def node_at(doc: Any, path: tuple[str | int, ...]) -> Any:
@@ -105,7 +123,7 @@ def _verify(src: Source, text: str, rollout: Rollout) -> None:
         reverse=True,
     ):
         assert t.old is not None
-        expected.insert(t.old.doc_index + 1, t.data)
+        expected.insert(t.old.doc_index + (0 if _goes_before(src, t.old.doc) else 1), t.data)
     actual = list(safe.load_all(text))
     if actual != expected:
         raise ManifestError(f"internal error: editing {src.path} would change more than the refs; nothing written")

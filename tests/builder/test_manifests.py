@@ -628,3 +628,36 @@ def test_a_cluster_of_a_rotating_class_gets_no_image_variables(built: Built, tmp
     assert r.returncode == 0, r.stderr
     [c1] = [d for d in docs(path.read_text()) if d["kind"] == "Cluster"]
     assert "variables" not in c1["spec"]["topology"], c1["spec"]["topology"]
+
+
+def test_a_file_ending_inside_a_block_scalar_without_a_newline_is_edited(built: Built, tmp_path: Path) -> None:
+    """Before: "internal error" — a newline added after the last line would have changed the
+    block scalar's value; the new template now goes before the last document instead."""
+    path = tmp_path / "v1beta2.yaml"
+    original = (CLUSTERS / "v1beta2.yaml").read_text().rstrip("\n")
+    original += "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  script: |\n    echo hi"
+    # the last HCloudMachineTemplate moved to the end, so the template it gets follows the file's end
+    path.write_text(original)
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+    assert r.returncode == 0, r.stderr
+    edited = path.read_text()
+    assert not edited.endswith("\n") and edited.endswith("echo hi")
+    [cm] = [d for d in docs(edited) if d["kind"] == "ConfigMap"]
+    assert cm["data"]["script"] == "echo hi"
+
+
+def test_a_last_template_ending_inside_a_block_scalar_gets_its_new_template_before_it(
+    built: Built, tmp_path: Path
+) -> None:
+    path = tmp_path / "v1beta2.yaml"
+    text = (CLUSTERS / "v1beta2.yaml").read_text().rstrip("\n")
+    head, sep, last = text.rpartition("---\n")
+    last = last.replace("      imageName: ubuntu-24.04\n", "")
+    path.write_text(head + sep + last + "\n      imageName: |-\n        ubuntu-24.04")
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+    assert r.returncode == 0, r.stderr
+    edited = path.read_text()
+    assert edited.endswith("        ubuntu-24.04")  # the last document untouched, still open
+    names = [d["metadata"]["name"] for d in docs(edited) if d["kind"] == "HCloudMachineTemplate"]
+    assert names[-1] == "beta-md-0" and names[-2] != "beta-md-0", names
+    assert assert_valid_templates(edited) == len(names)
