@@ -97,6 +97,36 @@ def fresh_templates(image: ImageRef, roles: tuple[Role, ...], cluster_name: str,
     return rollout
 
 
+ROLLED_KINDS = ("KubeadmControlPlane", "MachineDeployment", "ClusterClass", TEMPLATE_KIND)
+
+
+def unrolled_references(sources: list[Source]) -> list[str]:
+    """Objects of other kinds that point at an HCloudMachineTemplate (a TalosControlPlane's
+    ``spec.infrastructureTemplate``, a MachineSet, a MachinePool): said, not silently skipped —
+    their machines keep the old image until someone repoints them."""
+    notes: list[str] = []
+
+    def walk(node: Any, where: str, doc: Any, src: Source) -> None:
+        if isinstance(node, dict):
+            if node.get("kind") == TEMPLATE_KIND and node.get("name") and node is not doc:
+                notes.append(
+                    f"{doc.get('kind')} {meta(doc, 'name')} ({src.path}) points at {TEMPLATE_KIND} "
+                    f"{node.get('name')} through {where or '(document)'}: not rolled (only KubeadmControlPlane, "
+                    "MachineDeployment and ClusterClass refs are); repoint it to the new template by hand"
+                )
+            for key, value in node.items():
+                walk(value, f"{where}.{key}" if where else str(key), doc, src)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                walk(item, f"{where}[{i}]", doc, src)
+
+    for src in sources:
+        for doc in src.docs:
+            if isinstance(doc, dict) and doc.get("kind") not in ROLLED_KINDS and doc.get("kind") != "Cluster":
+                walk(doc, "", doc, src)
+    return notes
+
+
 def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...], server_type: str | None) -> Rollout:
     """New templates for every template the selected roles' refs name, and the ref changes."""
     rollout = Rollout(image, sources=sources)
@@ -123,6 +153,7 @@ def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...]
                         f"{other.get('name')}: skipped (only {TEMPLATE_KIND}s boot from snapshots; bare metal "
                         "machines are installed with installimage)"
                     )
+    rollout.notes += unrolled_references(sources)
     plan_topology(rollout, sources, roles, server_type)
     if not refs and not rollout.variables and not any(topo.topology_clusters(s.docs) for s in sources):
         raise ManifestError(

@@ -661,3 +661,21 @@ def test_a_last_template_ending_inside_a_block_scalar_gets_its_new_template_befo
     names = [d["metadata"]["name"] for d in docs(edited) if d["kind"] == "HCloudMachineTemplate"]
     assert names[-1] == "beta-md-0" and names[-2] != "beta-md-0", names
     assert assert_valid_templates(edited) == len(names)
+
+
+def test_a_control_plane_of_another_kind_is_named_not_skipped_silently(built: Built, tmp_path: Path) -> None:
+    """A TalosControlPlane points at an HCloudMachineTemplate through spec.infrastructureTemplate.
+    Before: only the workers rolled, exit 0, nothing said."""
+    path = tmp_path / "talos.yaml"
+    talos = (
+        "---\napiVersion: controlplane.cluster.x-k8s.io/v1alpha3\nkind: TalosControlPlane\n"
+        "metadata:\n  name: beta-talos\nspec:\n  infrastructureTemplate:\n"
+        "    apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\n    kind: HCloudMachineTemplate\n"
+        "    name: beta-control-plane\n"
+    )
+    path.write_text((CLUSTERS / "v1beta2.yaml").read_text() + talos)
+    r = manifests(built, "--from", str(built.manifest), "--cluster", str(path))
+    assert r.returncode == 0, r.stderr
+    notes = json.loads(r.stdout)["notes"]
+    assert any("TalosControlPlane beta-talos" in n and "spec.infrastructureTemplate" in n for n in notes), notes
+    assert "TalosControlPlane beta-talos" in r.stderr
