@@ -112,7 +112,13 @@ def test_interrupt_in_every_phase_leaks_nothing(
         ends = [json.loads(x) for x in err.splitlines() if x.startswith("{") and '"phase.end"' in x]
         assert {"phase": phase, "ok": False} in [{"phase": e["phase"], "ok": e["ok"]} for e in ends]
         assert manifest["result"] == "failure"
-        assert manifest["cleanup"] == "complete"
+        # A create cut off by the signal (its request still on its way) is watched for and
+        # deleted, and the build says one may still appear (gc removes it).
+        in_flight = phase in ("ssh-key", "server")
+        assert manifest["cleanup"] == "complete" or (in_flight and manifest["cleanup"].startswith("complete; ")), (
+            manifest
+        )
+        assert bool(manifest["unanswered_creates"]) == manifest["cleanup"].startswith("complete; ")
         assert snapshots(lc) == []
     assert leftovers(lc) == NO_LEAKS
 
@@ -171,7 +177,7 @@ def test_a_signal_storm_cannot_abort_cleanup(lc: LocalCloud, tmp_path: Path, sta
     assert sent > 100, sent
     assert "Traceback" not in err, err[-3000:]
     manifest = json.loads((tmp_path / "m.json").read_text())
-    assert manifest["cleanup"] == "complete"
+    assert manifest["cleanup"].startswith("complete")  # "; …may still appear" after a cut-off create
     if start == "cleanup":
         assert proc.returncode == 0, err[-2000:]
         assert json.loads(out.strip().splitlines()[-1])["snapshot_id"] == manifest["snapshot_id"]
