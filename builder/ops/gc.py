@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,6 +30,9 @@ MAX_AGE = dt.timedelta(days=36500)
 def parse_duration(text: str) -> dt.timedelta:
     """A duration as people write it (90s, 30m, 2h, 1d12h, 1.5h, "2 hours"; pytimeparse2)."""
     seconds = pytimeparse2.parse(text.strip())
+    if seconds is None and re.fullmatch(r"\d{6,}\s*[a-z]+", text.strip()):
+        # pytimeparse2 answers None when the number overflows its arithmetic: a huge age
+        raise InputError(f"'{text}' is longer than {MAX_AGE.days} days")
     if seconds is None or isinstance(seconds, dt.timedelta) or seconds < 0:
         raise InputError(f"'{text}' is not a duration like 90s, 30m, 2h, 1d or 1d12h")
     if seconds > MAX_AGE.total_seconds():  # "now - age" must stay a date
