@@ -13,9 +13,19 @@ import sys
 from types import FrameType
 
 
+_decided = False
+
+
 def first_signal_exits(signum: int, frame: FrameType | None) -> None:
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, signal.SIG_IGN)
+    """Exit 128+N for the first signal. Later ones are blocked at the kernel (not SIG_IGN: a
+    signal already caught but not yet run by Python would then raise "ignored due to race
+    condition"; not a Python handler alone: interpreter shutdown resets those to the default,
+    death by signal); one caught before the block is run here and dropped."""
+    global _decided
+    if _decided:
+        return
+    _decided = True
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     raise SystemExit(128 + signum)
 
 

@@ -192,7 +192,7 @@ def test_a_signal_before_the_cli_is_imported_is_a_clean_exit(tmp_path: Path) -> 
     """The installed entry point turns an early SIGTERM into exit 143, not a traceback."""
     code = (
         "import os, signal, sys; sys.argv = ['capi-image', '--help']; "
-        "from builder import entry; signal.signal(signal.SIGTERM, entry._early); "
+        "from builder import entry; signal.signal(signal.SIGTERM, entry.first_signal_exits); "
         "os.kill(os.getpid(), signal.SIGTERM); entry.main()"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
