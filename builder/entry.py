@@ -12,7 +12,6 @@ import signal
 import sys
 from types import FrameType
 
-
 _decided = False
 
 
