@@ -219,8 +219,8 @@ def prune(
     in_use: Annotated[
         list[Path] | None,
         typer.Option(
-            help="files or dirs (repeatable) whose every string is searched for image names and ids: "
-            "what they name is spared, with the file and path said"
+            help="files or dirs (repeatable), or - for standard input (kubectl get ... -o yaml), whose every "
+            "string is searched for image names and ids: what they name is spared, with the file and path said"
         ),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="delete; without it, only say what would be deleted")] = False,

@@ -14,9 +14,10 @@ every file, parsable or not (a Helm template is not YAML), is also read line by 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -29,6 +30,7 @@ from ..errors import InputError
 WORD = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 MAX_FILE_BYTES = 16 * 1024 * 1024
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
+STDIN, STDIN_LABEL = "-", "stdin"
 
 
 class InUseInputError(InputError):
@@ -80,9 +82,14 @@ def _files(p: Path) -> list[Path]:
     )
 
 
-def scan(paths: list[Path]) -> References:
+def scan(paths: list[Path], stdin: IO[str] | None = None) -> References:
+    """What the files name; ``-`` is standard input (``kubectl get … -o yaml | prune --in-use -``),
+    read as YAML or JSON."""
     refs = References()
     for p in paths:
+        if str(p) == STDIN:
+            _scan_text(_read_stdin(stdin or sys.stdin), STDIN_LABEL, True, refs)
+            continue
         if not p.exists():
             raise InUseInputError(f"--in-use {p} does not exist")
         for f in _files(p):
@@ -96,13 +103,43 @@ def scan(paths: list[Path]) -> References:
                 raise InUseInputError(f"{e}; prune reads every file it is given (name the manifests)") from e
             except OSError as e:
                 raise InUseInputError(f"--in-use {f} cannot be read: {e.strerror or e}") from e
-            if f.suffix in YAML_SUFFIXES:
-                try:
-                    for n, doc in enumerate(YAML(typ="safe").load_all(text)):
-                        _walk(doc, "", refs, f"{f}" + (f" (document {n + 1})" if n else ""), set())
-                except YAMLError:
-                    refs.unparsed.append(str(f))
-            for lineno, line in enumerate(text.splitlines(), 1):
-                for word in WORD.findall(line):
-                    refs.where.setdefault(word, f"{f}:{lineno}")
+            _scan_text(text, str(f), f.suffix in YAML_SUFFIXES, refs)
     return refs
+
+
+def _read_stdin(stream: IO[str]) -> str:
+    text = stream.read(MAX_FILE_BYTES + 1)
+    if len(text) > MAX_FILE_BYTES:
+        raise InUseInputError(f"--in-use - (standard input) is larger than {MAX_FILE_BYTES // 2**20} MiB")
+    if not text.strip():
+        # an empty pipe (kubectl failed, wrong context) protects nothing: refuse, never prune
+        raise InUseInputError("--in-use - read nothing from standard input (did the command before the pipe fail?)")
+    return text
+
+
+def _scan_text(text: str, name: str, as_yaml: bool, refs: References) -> None:
+    if as_yaml:
+        try:
+            for n, doc in enumerate(YAML(typ="safe").load_all(text)):
+                label = name + (f" (document {n + 1})" if n else "")
+                items = (
+                    doc.get("items") if isinstance(doc, dict) and str(doc.get("kind", "")).endswith("List") else None
+                )
+                if isinstance(items, list):
+                    # kubectl's List: each object said by kind and name, not items[17]
+                    for item in items:
+                        _walk(item, "", refs, f"{name}: {_object(item)}", set())
+                _walk(doc, "", refs, label, set())
+        except YAMLError:
+            refs.unparsed.append(name)
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for word in WORD.findall(line):
+            refs.where.setdefault(word, f"{name}:{lineno}")
+
+
+def _object(item: Any) -> str:
+    meta = item.get("metadata") if isinstance(item, dict) else None
+    if not isinstance(meta, dict):
+        return "(item)"
+    namespace = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{item.get('kind')} {namespace}{meta.get('name')}"

@@ -20,13 +20,11 @@ refs, ClusterClass rotation, topology variables via ``topology``), ``resolve`` (
 from __future__ import annotations
 
 import difflib
-import io
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
+from ..rollout.component import keep_earlier_templates, kustomize_component, write_component
 from ..rollout.model import ROLES, ImageRef, ManifestError, Role, image_from_build_manifest, new_template_name
-from ..rollout.output import edited_files, kustomize_component
+from ..rollout.output import edited_files
 from ..rollout.plan import Rollout, fresh_templates, plan_rollout
 from ..rollout.resolve import check_resolution
 from ..rollout.sources import Source, load_sources
@@ -41,6 +39,7 @@ __all__ = [
     "edited_files",
     "fresh_templates",
     "image_from_build_manifest",
+    "keep_earlier_templates",
     "kustomize_component",
     "load_sources",
     "new_template_name",
@@ -48,24 +47,6 @@ __all__ = [
     "summary",
     "write_outputs",
 ]
-
-
-TEMPLATES_FILE = "hcloudmachinetemplates.yaml"
-
-
-def keep_earlier_templates(earlier: str, new: str) -> str:
-    """A second rollout through the same component (image A, then B) keeps A's templates: the
-    cluster's machines still use them until B has rolled out, and a GitOps tool would prune
-    templates that vanish from the output mid-rollout. Old templates go when the user says so."""
-    yaml = YAML()
-    new_names = {str((d.get("metadata") or {}).get("name")) for d in yaml.load_all(new) if isinstance(d, dict)}
-    kept = []
-    for doc in yaml.load_all(earlier):
-        if isinstance(doc, dict) and str((doc.get("metadata") or {}).get("name")) not in new_names:
-            buf = io.StringIO()
-            yaml.dump(doc, buf)
-            kept.append("---\n" + buf.getvalue())
-    return "".join(kept) + new
 
 
 def write_outputs(
@@ -77,14 +58,7 @@ def write_outputs(
     written: list[str] = []
     diff: list[str] = []
     if kustomize:
-        kustomize.mkdir(parents=True, exist_ok=True)
-        for name, text in kustomize_component(rollout).items():
-            path = kustomize / name
-            if name == TEMPLATES_FILE and path.exists():
-                text = keep_earlier_templates(path.read_text(), text)
-            path.write_text(text)
-            written.append(str(path))
-        return written, ""
+        return write_component(rollout, kustomize), ""
     edited = edited_files(rollout)
     for src in sources:
         if src.path not in edited:

@@ -1,22 +1,18 @@
-"""Writing a rollout: the edited files (verified by re-parsing) or a kustomize Component."""
+"""Writing a rollout in place: the edited files, verified by re-parsing."""
 
 from __future__ import annotations
 
 import copy
-import io
-import re
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.scalarstring import LiteralScalarString
 
-from ..caph import CAPH_LABEL
 from . import topology as topo
 from .model import SEPARATOR, ManifestError
 from .plan import Rollout
-from .sources import Source, get_path, meta
+from .sources import Source, get_path
 from .splicing import Splice, apply_splices, doc_span, render_scalar, value_splice
 
 
@@ -55,14 +51,14 @@ def _edited_files(rollout: Rollout) -> dict[Path, str]:
         # there would change that value, so a template that would follow the last document goes
         # right before it instead.
         ends_open = _ends_open(src)
-        for t in rollout.templates:
-            if t.old is not None and t.old.source is src:
-                start, end = doc_span(src, t.old.doc)
-                if _goes_before(src, t.old.doc):
+        for source, old_doc, new_text, _ in rollout.inserted():
+            if source is src:
+                start, end = doc_span(src, old_doc)
+                if _goes_before(src, old_doc):
                     separator = "" if SEPARATOR.match(lines[start]) else "---" + src.newline
-                    inserts.setdefault(start, []).append(t.text + separator)
+                    inserts.setdefault(start, []).append(new_text + separator)
                 else:
-                    inserts.setdefault(end, []).append(t.text)
+                    inserts.setdefault(end, []).append(new_text)
         if not splices and not inserts:
             continue
         edited = list(lines)
@@ -117,69 +113,15 @@ def _verify(src: Source, text: str, rollout: Rollout) -> None:
                 holder[last][v.site.index]["value"] = v.new
             else:
                 holder.setdefault(last, []).append({"name": v.site.name, "value": v.new})
-    for t in sorted(
-        (t for t in rollout.templates if t.old is not None and t.old.source is src),
-        key=lambda t: t.old.doc_index if t.old else 0,
+    index = {id(doc): i for i, doc in enumerate(src.docs)}
+    # the last first, so each insert leaves the indexes before it valid; two new documents after
+    # one old one appear in the order they were planned
+    for _, (_, old_doc, _, data) in sorted(
+        ((n, d) for n, d in enumerate(rollout.inserted()) if d[0] is src),
+        key=lambda item: (index[id(item[1][1])], item[0]),
         reverse=True,
     ):
-        assert t.old is not None
-        expected.insert(t.old.doc_index + (0 if _goes_before(src, t.old.doc) else 1), t.data)
+        expected.insert(index[id(old_doc)] + (0 if _goes_before(src, old_doc) else 1), data)
     actual = list(safe.load_all(text))
     if actual != expected:
         raise ManifestError(f"internal error: editing {src.path} would change more than the refs; nothing written")
-
-
-def literal(name: str) -> str:
-    """A name as kustomize's patch target reads it: a regular expression, so clusterctl's
-    ``${CLUSTER_NAME}-md-0`` (``$`` an anchor there) must be escaped to match itself."""
-    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", name)
-
-
-def kustomize_component(rollout: Rollout) -> dict[str, str]:
-    """A kustomize Component: the new templates as a resource, the ref changes as JSON6902
-    patches that first ``test`` the old name, so a drifted base fails instead of being
-    silently re-pointed."""
-    patches = []
-    for c in rollout.changes:
-        group, _, version = c.site.api_version.rpartition("/")
-        target: dict[str, str] = {"group": group, "version": version, "kind": c.site.kind, "name": literal(c.site.name)}
-        if c.site.namespace:
-            target["namespace"] = literal(c.site.namespace)
-        ops: list[dict[str, Any]] = [
-            {"op": "test", "path": c.pointer, "value": c.site.template},
-            {"op": "replace", "path": c.pointer, "value": c.new},
-        ]
-        patches.append({"target": target, "patch": LiteralScalarString(_dump(ops))})
-    for v in rollout.variables:
-        doc = v.doc
-        group, _, version = str(doc.get("apiVersion", "")).rpartition("/")
-        target = {"group": group, "version": version, "kind": "Cluster", "name": literal(str(meta(doc, "name")))}
-        if meta(doc, "namespace"):
-            target["namespace"] = literal(str(meta(doc, "namespace")))
-        if v.site.index is not None:
-            ops = [{"op": "test", "path": v.site.pointer, "value": v.site.old}] if isinstance(v.site.old, str) else []
-            ops.append({"op": "replace", "path": v.site.pointer, "value": v.new})
-        elif "variables" in doc["spec"]["topology"]:
-            ops = [{"op": "add", "path": v.site.pointer, "value": {"name": v.site.name, "value": v.new}}]
-        else:
-            ops = [{"op": "add", "path": "/spec/topology/variables", "value": [{"name": v.site.name, "value": v.new}]}]
-        patches.append({"target": target, "patch": LiteralScalarString(_dump(ops))})
-    kustomization: dict[str, Any] = {
-        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
-        "kind": "Component",
-        "resources": ["hcloudmachinetemplates.yaml"],
-        "patches": patches,
-    }
-    header = f"# Rolls out {CAPH_LABEL}={rollout.image.name}: add this directory to your kustomization's components.\n"
-    return {
-        "kustomization.yaml": header + _dump(kustomization),
-        "hcloudmachinetemplates.yaml": "".join(t.text for t in rollout.templates),
-    }
-
-
-def _dump(data: Any) -> str:
-    yaml = YAML()
-    yaml.default_flow_style = False
-    buf = io.StringIO()
-    yaml.dump(data, buf)
-    return buf.getvalue()

@@ -13,7 +13,6 @@ from ..caph import CAPH_LABEL
 from . import topology as topo
 from .model import (
     INFRA_API_VERSION,
-    SEPARATOR,
     TEMPLATE_KIND,
     ImageRef,
     ManifestError,
@@ -21,8 +20,9 @@ from .model import (
     dns_name,
     new_template_name,
 )
+from .patches import PatchCopy, carry
 from .sources import RefSite, Source, TemplateSite, find_refs, find_templates, get_path, meta, ref_paths
-from .splicing import apply_splices, doc_span, value_splice
+from .splicing import copy_document, doc_span
 
 
 # ---------------------------------------------------------------------------- the plan
@@ -70,6 +70,19 @@ class Rollout:
     # resolution check covers them too, so a re-run still says which snapshot is in use.
     current: set[str] = field(default_factory=set)
     variables: list[VarChange] = field(default_factory=list)  # topology clusters
+    patches: list[PatchCopy] = field(default_factory=list)  # kustomize patches carried to new templates
+
+    def inserted(self) -> list[tuple[Source, Any, str, dict[str, Any]]]:
+        """New documents of the edited files: (file, the document they follow, text, data)."""
+        docs = [(t.old.source, t.old.doc, t.text, t.data) for t in self.templates if t.old is not None]
+        return docs + [(p.source, p.doc, p.text, p.data) for p in self.patches]
+
+    def carry_patches(self, old: TemplateSite, new: str, server_type: str | None) -> None:
+        for copy in carry(self.sources, old.name, old.namespace, new, self.image.name, server_type):
+            if any(p.source is copy.source and p.name == new for p in self.patches):
+                continue  # two refs to one template
+            self.patches.append(copy)
+            self.notes.append(f"patch {copy.source.path} for {old.name} carried to {new}")
 
     def server_types(self) -> set[str]:
         return {t.server_type for t in self.templates} | self.current
@@ -131,6 +144,7 @@ def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...]
     """New templates for every template the selected roles' refs name, and the ref changes."""
     rollout = Rollout(image, sources=sources)
     refs = []
+    by_variable: list[str] = []  # "ClusterClass quick-start (variable hcloudWorkerMachineImageName)"
     for r in find_refs(sources):
         if r.role not in roles:
             continue
@@ -141,6 +155,7 @@ def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...]
                     f"ClusterClass {r.name}: {r.role} imageName comes from variable {variable}; "
                     "rolled by setting it in the Clusters (pass their files), not by rotating the template"
                 )
+                by_variable.append(f"ClusterClass {r.name} (variable {variable})")
                 continue
         refs.append(r)
     for src in sources:
@@ -156,6 +171,11 @@ def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...]
     rollout.notes += unrolled_references(sources)
     plan_topology(rollout, sources, roles, server_type)
     if not refs and not rollout.variables and not any(topo.topology_clusters(s.docs) for s in sources):
+        if by_variable:
+            raise ManifestError(
+                f"the image comes from the Cluster's variables: {', '.join(dict.fromkeys(by_variable))} "
+                "patch imageName from them; pass the Cluster file(s) that use the class (spec.topology) too"
+            )
         raise ManifestError(
             f"no {' or '.join(roles)} object (KubeadmControlPlane, MachineDeployment) referencing an "
             f"{TEMPLATE_KIND}, and no Cluster with spec.topology, in {', '.join(str(s.path) for s in sources)}"
@@ -173,7 +193,9 @@ def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...]
             )
         if len(matches) > 1:
             raise ManifestError(
-                f"{TEMPLATE_KIND} '{ref.template}' is defined more than once ({matches[0].source.path})"
+                f"{TEMPLATE_KIND} '{ref.template}' is defined more than once: "
+                + ", ".join(f"{t.source.path} (document {t.doc_index + 1})" for t in matches)
+                + "; if one is a kustomize patch, give the folder whose kustomization.yaml lists it (read as a patch)"
             )
         old = matches[0]
         if old.image_name == image.name and (server_type is None or old.server_type == server_type):
@@ -191,11 +213,13 @@ def plan_rollout(image: ImageRef, sources: list[Source], roles: tuple[Role, ...]
                     f"{ref.what}: reusing {existing.name} (imageName {image.name}, type {existing.server_type})"
                 )
                 rollout.changes.append(RefChange(ref, existing.name))
+                rollout.carry_patches(old, existing.name, server_type)
                 if existing.server_type:
                     rollout.current.add(existing.server_type)
                 continue
             new_by_old[key] = _copy_template(old, image, ref.role, server_type, name)
             rollout.templates.append(new_by_old[key])
+            rollout.carry_patches(old, name, server_type)
         rollout.changes.append(RefChange(ref, new_by_old[key].name))
     return rollout
 
@@ -231,6 +255,13 @@ def _target_name(
     content gets the server type appended; taken again, it is an error."""
     stype = server_type or old.server_type
     name = new_template_name(old.name, old.image_name, image.name)
+    # Rolling back to the image the original template boots (``--image ubuntu-24.04`` after a
+    # rollout): the original, under the name without an image suffix, is reused as it is.
+    original = _without_image_suffix(old)
+    if original is not None:
+        found = [t for t in templates if t.name == original and t.namespace == old.namespace]
+        if found and found[0].image_name == image.name and found[0].server_type == stype:
+            return original, found[0]
     candidates = [name]
     if stype:
         with_type = f"{name}-{dns_name(stype)}" if "${" in name else dns_name(f"{name}-{stype}")[:253].rstrip("-.")
@@ -247,6 +278,16 @@ def _target_name(
     )
 
 
+def _without_image_suffix(template: TemplateSite) -> str | None:
+    """The name ``template``'s name was derived from, when it ends in its image's suffix."""
+    if not template.image_name:
+        return None
+    suffix = "-" + dns_name(template.image_name)
+    if template.name.endswith(suffix) and len(template.name) > len(suffix):
+        return template.name[: -len(suffix)]
+    return None
+
+
 def _copy_template(old: TemplateSite, image: ImageRef, role: Role, server_type: str | None, name: str) -> NewTemplate:
     spec = get_path(old.doc, ("spec", "template", "spec"))
     if not isinstance(spec, CommentedMap) or "imageName" not in spec:
@@ -257,23 +298,14 @@ def _copy_template(old: TemplateSite, image: ImageRef, role: Role, server_type: 
     stype = server_type or old.server_type
     if not stype:
         raise ManifestError(f"{TEMPLATE_KIND} '{old.name}' has no spec.template.spec.type; pass --server-type")
+    edits = [(old.doc["metadata"], "name", name), (spec, "imageName", image.name)]
+    if server_type and "type" in spec and old.server_type != server_type:
+        edits.append((spec, "type", server_type))
+    text = copy_document(old.source, old.doc, edits)
     start, end = doc_span(old.source, old.doc)
     lines = old.source.lines[start:end]
-    splices = [
-        value_splice(lines, old.doc["metadata"], "name", name, start),
-        value_splice(lines, spec, "imageName", image.name, start, drop_comment=True),
-    ]
-    if server_type and "type" in spec and old.server_type != server_type:
-        splices.append(value_splice(lines, spec, "type", server_type, start))
-    body = apply_splices(lines, splices)
-    if body and SEPARATOR.match(body[0]):
-        body = body[1:]
-    while body and not body[-1].strip():
-        body.pop()
-    if body and not body[-1].endswith("\n"):
-        body[-1] += old.source.newline
     data = YAML(typ="safe").load("".join(lines))
     data["metadata"]["name"] = name
     data["spec"]["template"]["spec"]["imageName"] = image.name
     data["spec"]["template"]["spec"]["type"] = stype
-    return NewTemplate(name, role, stype, "---" + old.source.newline + "".join(body), data, old)
+    return NewTemplate(name, role, stype, text, data, old)

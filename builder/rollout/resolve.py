@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..caph import CAPH_LABEL, caph_images
 from ..cloud import Cloud
-from .model import ManifestError
+from .model import TEMPLATE_KIND, ManifestError
 from .plan import Rollout
 
 
@@ -22,7 +22,7 @@ def check_resolution(cloud: Cloud, rollout: Rollout) -> dict[str, int]:
     for stype in concrete:
         st = cloud.call(f"look up server type {stype}", lambda s=stype: client.server_types.get_by_name(s))  # type: ignore[misc]
         if st is None:
-            raise ManifestError(f"server type '{stype}' does not exist")
+            raise ManifestError(_unknown_type(cloud, rollout, stype))
         targets.append((f"server type {stype}", str(st.architecture)))
     if not concrete and not variables:
         arches = [rollout.image.architecture] if rollout.image.architecture else ["x86", "arm"]
@@ -70,3 +70,16 @@ def check_resolution(cloud: Cloud, rollout: Rollout) -> dict[str, int]:
                 f"Is the snapshot published (label {CAPH_LABEL}) in this project?"
             )
     return resolved
+
+
+def _unknown_type(cloud: Cloud, rollout: Rollout, stype: str) -> str:
+    """Which template names the type, and the types the project offers (one more call, on
+    this path only)."""
+    named = [t.name for t in rollout.templates if t.server_type == stype]
+    whose = f"{TEMPLATE_KIND} {', '.join(named)}" if named else "the templates in use"
+    types = cloud.call("list server types", lambda: cloud.client.server_types.get_all())
+    offered = ", ".join(sorted(str(t.name) for t in types if not getattr(t, "deprecated", False)))
+    return (
+        f"server type '{stype}' (named by {whose}) does not exist in this project; "
+        f"pass --server-type with one of: {offered}"
+    )

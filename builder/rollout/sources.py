@@ -9,17 +9,21 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from . import kustomization as kz
 from .model import REF_PATHS, TEMPLATE_KIND, ManifestError, Role
 
 
 # ---------------------------------------------------------------------------- sources
 @dataclass
 class Source:
-    """One YAML file: its text and its documents as parsed round-trip (with positions)."""
+    """One YAML file: its text and its documents as parsed round-trip (with positions).
+    ``patch``: a kustomize strategic-merge patch file (its documents change objects defined
+    elsewhere; they define nothing)."""
 
     path: Path
     text: str
     docs: list[Any]
+    patch: bool = False
 
     @property
     def lines(self) -> list[str]:
@@ -31,28 +35,36 @@ class Source:
 
 
 def load_sources(paths: list[Path], *, exclude: Path | None = None) -> list[Source]:
-    """The cluster files to read; ``exclude`` (the --kustomize component, when it lies inside a
-    --cluster folder) is this tool's own output, never a cluster file: read as one, a re-run
-    "reused" its templates and wrote the component empty."""
-    files: list[Path] = []
+    """The cluster files to read: the given files, every YAML file under the given folders, and
+    whatever the kustomizations among them use (a CAPH flavor's ``../bases``). Files a
+    kustomization names as patches are read as patches; kustomization files themselves are not
+    cluster files. ``exclude`` (the --kustomize component, when it lies inside a --cluster
+    folder) is this tool's own output, never a cluster file: read as one, a re-run "reused" its
+    templates and wrote the component empty."""
+    found: list[Path] = []
     skip = exclude.resolve() if exclude is not None else None
     for p in paths:
         if p.is_dir():
-            files += sorted(
+            found += sorted(
                 f
                 for f in p.rglob("*")
-                if f.suffix in (".yaml", ".yml")
+                if (f.suffix in (".yaml", ".yml") or f.name in kz.NAMES)
                 and f.is_file()
                 and (skip is None or not f.resolve().is_relative_to(skip))
             )
         elif p.is_file():
-            files.append(p)
+            found.append(p)
         else:
             raise ManifestError(f"{p} does not exist")
+    tree = kz.follow([f for f in found if f.name in kz.NAMES], skip=skip)
+    files: dict[Path, Path] = {}  # resolved -> as the user would name it
+    for f in [*found, *sorted(tree.resources), *sorted(tree.patches)]:
+        if tree.holds_documents(f):
+            files.setdefault(f.resolve(), f)
     if not files:
         raise ManifestError(f"no YAML files in {', '.join(map(str, paths))}")
     sources = []
-    for f in files:
+    for resolved, f in files.items():
         # bytes, not read_text(): universal newlines would turn a CRLF file into LF on write.
         try:
             text = f.read_bytes().decode()
@@ -62,7 +74,7 @@ def load_sources(paths: list[Path], *, exclude: Path | None = None) -> list[Sour
             docs = list(YAML().load_all(text))
         except YAMLError as e:
             raise ManifestError(f"{f} is not valid YAML: {e}") from e
-        sources.append(Source(f, text, docs))
+        sources.append(Source(f, text, docs, patch=resolved in tree.patches))
     return sources
 
 
@@ -141,7 +153,7 @@ class TemplateSite:
 
 def find_refs(sources: list[Source]) -> list[RefSite]:
     refs = []
-    for src in sources:
+    for src in (s for s in sources if not s.patch):
         for i, doc in enumerate(src.docs):
             kind = get_path(doc, ("kind",))
             for path in ref_paths(doc):
@@ -164,7 +176,7 @@ def find_refs(sources: list[Source]) -> list[RefSite]:
 
 def find_templates(sources: list[Source]) -> list[TemplateSite]:
     found = []
-    for src in sources:
+    for src in (s for s in sources if not s.patch):
         for i, doc in enumerate(src.docs):
             if get_path(doc, ("kind",)) == TEMPLATE_KIND:
                 spec = get_path(doc, ("spec", "template", "spec")) or {}

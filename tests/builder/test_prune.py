@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -11,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from builder.cloud import make_client
 from builder.ops.prune import family_of
 from localcloud.server import LocalCloud
 
-from ..buildkit import STUB_PROJECT, VERSIONS, project, run_build, snapshots, stub_cloud, write_project
+from ..buildkit import STUB_PROJECT, VERSIONS, cli_env, project, run_build, snapshots, stub_cloud, write_project
 
 
 @dataclass
@@ -73,10 +75,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def prune(w: World, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "builder.cli", "prune", "-p", "p", "-o", "json", "--log-format", "json", *args]
-    env_dir = w.config
-    from ..buildkit import cli_env
-
-    return subprocess.run(cmd, env=cli_env(env_dir, w.lc.endpoint), capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, env=cli_env(w.config, w.lc.endpoint), capture_output=True, text=True, timeout=120)
 
 
 def snapshot_ids(w: World) -> set[int]:
@@ -199,4 +198,73 @@ def test_anything_naming_an_image_spares_it(world: World, tmp_path: Path, case: 
     row = next(row for row in json.loads(r.stdout) if row["id"] == victim)
     assert row["action"] == "keep", row
     assert row["reason"].startswith("named in ") and row["reason"].endswith(where), row["reason"]
+    assert victim in snapshot_ids(world)
+
+
+def kubectl_list(image_name: str) -> str:
+    """What ``kubectl get hcloudmachinetemplates,machinedeployments -A -o yaml`` prints: one
+    ``kind: List`` whose items are the objects (a MachineDeployment scaled to 0 has no server
+    that would protect its image)."""
+    return f"""\
+apiVersion: v1
+items:
+- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1
+  kind: HCloudMachineTemplate
+  metadata:
+    name: md-scaled-to-zero
+    namespace: team-a
+    resourceVersion: "4711"
+  spec:
+    template:
+      spec:
+        imageName: {image_name}
+        type: cpx22
+- apiVersion: cluster.x-k8s.io/v1beta2
+  kind: MachineDeployment
+  metadata:
+    name: md-scaled-to-zero
+    namespace: team-a
+  spec:
+    clusterName: prod
+    replicas: 0
+    template:
+      spec:
+        infrastructureRef:
+          apiGroup: infrastructure.cluster.x-k8s.io
+          kind: HCloudMachineTemplate
+          name: md-scaled-to-zero
+kind: List
+metadata:
+  resourceVersion: ""
+"""
+
+
+@pytest.mark.parametrize("form", ["yaml", "json"])
+def test_in_use_from_the_management_cluster_on_stdin(world: World, tmp_path: Path, form: str) -> None:
+    """``kubectl get … -o yaml | capi-image prune --in-use -`` spares what the management
+    cluster references and says which object; an empty pipe is refused, never read as "nothing
+    in use"."""
+    builds = [
+        run_build(world.lc, project(world.lc.endpoint, image_name="k8s-{build_id}", os="debian-13"), tmp_path)
+        for _ in range(2)
+    ]
+    assert builds[0].result is not None and builds[0].result.image_id and builds[0].result.image_name
+    victim, name = builds[0].result.image_id, builds[0].result.image_name
+    text = kubectl_list(name)
+    if form == "json":
+        text = json.dumps(YAML(typ="safe").load(text), indent=4)
+    cmd = [sys.executable, "-m", "builder.cli", "prune", "-p", "p", "-o", "json", "--log-format", "json"]
+    env = cli_env(world.config, world.lc.endpoint)
+    run = functools.partial(subprocess.run, env=env, capture_output=True, text=True, timeout=120)
+    empty = run([*cmd, "--in-use", "-", "--yes"], input="")
+    assert empty.returncode == 2
+    assert "--in-use - read nothing from standard input" in empty.stderr
+    assert victim in snapshot_ids(world)
+    r = run([*cmd, "--in-use", "-", "--yes"], input=text)
+    assert r.returncode == 0, r.stderr
+    row = next(row for row in json.loads(r.stdout) if row["id"] == victim)
+    assert row["action"] == "keep", row
+    assert row["reason"] == (
+        "named in stdin: HCloudMachineTemplate team-a/md-scaled-to-zero: spec.template.spec.imageName"
+    ), row["reason"]
     assert victim in snapshot_ids(world)
