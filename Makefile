@@ -40,10 +40,12 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
 	fi
 
-$(STAMP): pyproject.toml
+# pyproject.toml says what works (ranges); constraints.txt pins what CI tested, so every machine
+# installs the same versions. After a deliberate upgrade: pip freeze --exclude-editable > constraints.txt
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 python-deps: $(STAMP)

@@ -1,9 +1,5 @@
-"""The ``capi-image`` command line.
-
-Exit codes: 0 success; 1 failed (cleaned up); 2 bad input, found before anything was created;
-3 cleanup incomplete (something may be left: run ``capi-image gc``); 130 interrupted by SIGINT,
-143 by SIGTERM (cleaned up).
-"""
+"""The ``capi-image`` command line: commands, their options, and errors turned into one line and
+an exit code (see ``builder.clihelp`` for what the help says, ``builder.errors`` for the codes)."""
 
 from __future__ import annotations
 
@@ -23,28 +19,38 @@ from typing import Annotated, Any
 import typer
 import typer.core
 from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from . import cliinput
+from . import clihelp, cliinput
 from . import log as logmod
 from .budget import RequestBudget
 from .caph import CAPH_LABEL
-from .cliopts import LogFormat, LogFormatOpt, ProjectOpt, Recipe, RoleChoice, TableOrJson, TextOrJson
+from .cliopts import (
+    LogFormat,
+    LogFormatOpt,
+    OutputOpt,
+    ProjectOpt,
+    Recipe,
+    RoleChoice,
+    TableOrJson,
+    TextOrJson,
+    VarFileOpt,
+)
 from .cloud import Cloud, connect
-from .config import ProjectConfig, load_project
+from .config import CONFIG_ENV, ProjectConfig, load_project, set_config_dir, validation_lines
 from .endpoint import Target, target
 from .errors import EXIT_FAILED, CapiImageError, CleanupIncompleteError, InputError, exit_code_of
 from .interrupts import Interrupted, SignalGuard, install_exit_on_signal
 from .pipeline import Build
 from .pipeline.record import late_create_note, result_line
 from .report import PhaseDisplay, summary
+from .tables import console as make_console
+from .tables import show
 
 
 def _print_error(message: str, notes: list[str] | None = None, label: str = "error:") -> None:
     # The message is text, never markup: "[localcloud]" or a label value in brackets must print as is.
-    console = Console(stderr=True, soft_wrap=True)
+    console = make_console(stderr=True, soft_wrap=True)
     console.print(Text.assemble((label, "red"), " ", logmod.scrub(message)), highlight=False)
     for note in notes or []:  # e.g. a create that may still appear (pipeline/record.late_create_note)
         console.print(Text.assemble(("note:", "yellow"), " ", logmod.scrub(note)), highlight=False)
@@ -69,8 +75,69 @@ class ErrorMappingGroup(typer.core.TyperGroup):
 
 
 app = typer.Typer(
-    cls=ErrorMappingGroup, add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
+    cls=ErrorMappingGroup,
+    no_args_is_help=True,
+    help=clihelp.APP,
+    epilog=clihelp.APP_EPILOG,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"capi-image {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    config_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--config-dir",
+            envvar=CONFIG_ENV,
+            help="where named projects live (projects/NAME.yaml); default: ./config, or the checkout's config/",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    set_config_dir(config_dir)
+
+
+@app.command(**clihelp.of("init"))
+def init(
+    name: Annotated[str, typer.Argument(help="the project's name (labels, gc and prune scope)")],
+    directory: Annotated[Path, typer.Option("--dir", help="where to write NAME.yaml and vars/")] = Path("."),
+) -> None:
+    # help: builder/clihelp.py
+    from .ops.init import init_project
+
+    for path in init_project(name, directory):
+        print(f"wrote {path}")
+    print(
+        f"next: export HCLOUD_TOKEN=<the Hetzner project's API token>; capi-image plan -p {directory / name}.yaml; "
+        f"capi-image build -p {directory / name}.yaml"
+    )
+
+
+def _override(config: ProjectConfig, option: str, field: str, value: object) -> ProjectConfig:
+    """The project with one setting replaced from the command line, validated as the file is."""
+    if value is None:
+        return config
+    try:
+        overridden = ProjectConfig.model_validate({**config.model_dump(), field: str(value)})
+    except ValidationError as e:
+        raise InputError(f"{option}: {validation_lines(e)[0].split(': ', 1)[1]}") from e
+    overridden._root, overridden._ref = config._root, config._ref
+    if field == "versions" and not Path(str(value)).is_file():
+        raise InputError(f"{option} {value} does not exist")
+    return overridden
 
 
 @contextlib.contextmanager
@@ -81,16 +148,27 @@ def _api(config: ProjectConfig, budget: RequestBudget | None = None) -> Iterator
         yield connect(config, tgt.token, tgt.endpoint, budget=budget), tgt
 
 
-@app.command()
+@app.command(**clihelp.of("build"))
 def build(
     project: ProjectOpt,
     manifest: Annotated[
         Path | None, typer.Option(help="where to write the build manifest JSON (with --matrix: the summary)")
     ] = None,
-    keep_on_failure: Annotated[bool, typer.Option(help="keep the server of a failed build for debugging")] = False,
+    var_file: VarFileOpt = None,
+    keep_on_failure: Annotated[
+        bool,
+        typer.Option(
+            "--keep-on-failure",
+            help="keep the server of a failed build for debugging (its key in ~/.local/state/capi-image/debug/)",
+        ),
+    ] = False,
     boot_test: Annotated[
-        bool, typer.Option(help="boot the snapshot once before publishing (default: the project's boot_test)")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--boot-test/--no-boot-test",
+            help="boot the snapshot once before publishing (default: the project's boot_test)",
+        ),
+    ] = None,
     os_profile: Annotated[str | None, typer.Option("--os", help="OS profile instead of the project's os")] = None,
     recipe: Annotated[
         Recipe | None,
@@ -98,7 +176,7 @@ def build(
             help="recipe instead of the project's: full, or minimal (provenance + sysprep: the lifecycle only)"
         ),
     ] = None,
-    matrix: Annotated[bool, typer.Option(help="build every combination of the project's matrix")] = False,
+    matrix: Annotated[bool, typer.Option("--matrix", help="build every combination of the project's matrix")] = False,
     parallel: Annotated[int | None, typer.Option(help="matrix builds at a time (default: matrix.parallel)")] = None,
     log_format: LogFormatOpt = LogFormat.auto,
     build_id: Annotated[
@@ -106,28 +184,27 @@ def build(
         typer.Option(help="use this build id, e.g. a CI run id, so gc --build-id can find it (default: random)"),
     ] = None,
 ) -> None:
-    """Build a node image and publish it as a snapshot labelled caph-image-name."""
+    # help: builder/clihelp.py
     logmod.configure(log_format.value)
     build_id = cliinput.build_id(build_id)
     manifest = cliinput.output_path(manifest, "--manifest")
+    if manifest is None:  # the default, dist/build-<id>.json: checked as early
+        cliinput.writable_dir(Path("dist"), "the build manifest (default dist/; --manifest names another file)")
     config = load_project(project)
-    for option, field, value in (("--os", "os", os_profile), ("--recipe", "recipe", recipe)):
-        if value is not None:
-            try:
-                config = ProjectConfig.model_validate({**config.model_dump(), field: str(value)})
-            except ValidationError as e:
-                raise InputError(f"{option}: {e.errors()[0]['msg']}") from e
+    config = _override(config, "--os", "os", os_profile)
+    config = _override(config, "--recipe", "recipe", recipe)
+    config = _override(config, "--var-file", "versions", var_file and var_file.resolve())
     if matrix:
         from .ops.matrix import build_all
 
-        build_all(config, manifest, parallel, keep_on_failure=keep_on_failure, boot_test=None if boot_test else False)
+        build_all(config, manifest, parallel, keep_on_failure=keep_on_failure, boot_test=boot_test)
         return
     guard = SignalGuard()
     budget = RequestBudget(config.api_budget.limit, config.api_budget.per_second, config.api_budget.reserve)
     with guard.installed():
         with _api(config, budget) as (cloud, tgt):
             b = Build(config, cloud, endpoint=tgt.endpoint, build_id=build_id, keep_on_failure=keep_on_failure,
-                      manifest_path=manifest, guard=guard, boot_test=None if boot_test else False)  # fmt: skip
+                      manifest_path=manifest, guard=guard, boot_test=boot_test)  # fmt: skip
             with PhaseDisplay() as display:
                 b.on_phase = display
                 try:
@@ -139,72 +216,74 @@ def build(
                             print(json.dumps(result_line(b.result, b.manifest_path)), flush=True)
                     raise
                 finally:
-                    if b.manifest_path.exists():
+                    # JSON logs are for machines: the manifest file holds what the table shows
+                    if b.manifest_path.exists() and logmod.current_format() == "console":
                         summary(json.loads(b.manifest_path.read_text()))
         # Still guarded: a signal now must not kill the process before the caller learns
         # which image was published.
         with guard.shield():
             if result.unanswered_create:
-                _print_error(late_create_note(result.build_id), label="note:")
+                _print_error(late_create_note(config.gc_command(result.build_id)), label="note:")
             print(json.dumps(result_line(result, b.manifest_path)), flush=True)
 
 
-@app.command()
+@app.command(**clihelp.of("gc"))
 def gc(
     project: ProjectOpt,
     older_than: Annotated[str, typer.Option(help="only what is older than this (90s, 30m, 2h, 1d, 1d12h)")] = "2h",
     build_id: Annotated[str | None, typer.Option(help="only this build's resources")] = None,
-    dry_run: Annotated[bool, typer.Option(help="say what would be deleted")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only say what would be deleted")] = False,
+    output: OutputOpt = TableOrJson.json,
     log_format: LogFormatOpt = LogFormat.auto,
 ) -> None:
-    """Delete servers, SSH keys and unpublished snapshots left by builds (label created-by=capi-image)."""
+    # help: builder/clihelp.py
     from .ops.gc import collect, parse_duration
 
     logmod.configure(log_format.value)
     config = load_project(project)
     age = parse_duration(older_than)
     with _api(config) as (cloud, _):
-        report = collect(cloud, age, build_id=cliinput.build_id(build_id), dry_run=dry_run, timeouts=config.timeouts)
-    print(json.dumps({"deleted": report.deleted, "spared": report.spared, "failed": report.failed}, indent=1))
+        report = collect(
+            cloud,
+            age,
+            labels=config.labels,
+            build_id=cliinput.build_id(build_id),
+            dry_run=dry_run,
+            timeouts=config.timeouts,
+        )
+    rows = [i.as_dict() for i in report.items]
+    show(rows, ("kind", "id", "name", "action", "reason"), output.value, title=f"gc {config.ref}")
     if report.failed:
         raise CleanupIncompleteError(f"{len(report.failed)} deletion(s) failed (listed above): run gc again")
 
 
-@app.command()
+@app.command(**clihelp.of("images"))
 def images(
     project: ProjectOpt,
-    output: Annotated[TableOrJson, typer.Option("--output", "-o", help="table or json")] = TableOrJson.table,
+    output: OutputOpt = TableOrJson.table,
 ) -> None:
-    """List the snapshots this tool built, newest first, with their labels."""
+    # help: builder/clihelp.py
     from .ops.images import COLUMNS, list_images
 
-    logmod.configure("json" if output is TableOrJson.json else "auto")
+    logmod.configure("json" if output is not TableOrJson.table else "auto")
     config = load_project(project)
     with _api(config) as (cloud, _):
-        rows = list_images(cloud)
-    if output is TableOrJson.json:
-        print(json.dumps(rows, indent=1))
-        return
-    t = Table()
-    for col in COLUMNS:
-        t.add_column(col)
-    for r in rows:
-        t.add_row(*(str(r[c]) for c in COLUMNS))
-    Console().print(t)
+        rows = list_images(cloud, config.labels)
+    show(rows, COLUMNS, output.value)
 
 
-@app.command()
+@app.command(**clihelp.of("plan"))
 def plan(
     project: ProjectOpt,
+    var_file: VarFileOpt = None,
     output: Annotated[TextOrJson, typer.Option("--output", "-o", help="text or json")] = TextOrJson.text,
 ) -> None:
-    """Print the resolved recipe — steps, versions, URLs, checksums, rendered files — without
-    any API call or network access."""
+    # help: builder/clihelp.py
     import datetime as dt
 
     from .planning import plan_document, plan_text
 
-    config = load_project(project)
+    config = _override(load_project(project), "--var-file", "versions", var_file and var_file.resolve())
     doc = logmod.scrub(plan_document(config, build_id="<build-id>", started=dt.datetime.now(dt.UTC)))
     print(
         json.dumps(doc, indent=1) if output is TextOrJson.json else plan_text(doc),
@@ -212,28 +291,31 @@ def plan(
     )
 
 
-@app.command()
+@app.command(**clihelp.of("prune"))
 def prune(
     project: ProjectOpt,
     keep: Annotated[int | None, typer.Option(help="newest snapshots kept per family (default: retention.keep)")] = None,
     in_use: Annotated[
         list[Path] | None,
         typer.Option(
+            metavar="PATH|-",
             help="files or dirs (repeatable), or - for standard input (kubectl get ... -o yaml), whose every "
-            "string is searched for image names and ids: what they name is spared, with the file and path said"
+            "string is searched for image names and ids: what they name is spared, with the file and path said",
         ),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="delete; without it, only say what would be deleted")] = False,
-    output: Annotated[TableOrJson, typer.Option("--output", "-o", help="table or json")] = TableOrJson.table,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only say what would be deleted (the default)")] = False,
+    output: OutputOpt = TableOrJson.table,
     log_format: LogFormatOpt = LogFormat.auto,
 ) -> None:
-    """Keep the newest N published snapshots per family (OS, arch, Kubernetes minor); spare those
-    servers run from or manifests name. Dry run unless --yes."""
+    # help: builder/clihelp.py
     from .ops import prune as pr
     from .ops.inuse import scan
 
     logmod.configure(log_format.value)
     config = load_project(project)
+    if yes and dry_run:
+        raise InputError("--yes and --dry-run exclude each other")
     keep = config.retention.keep if keep is None else keep
     if keep < 1:
         raise InputError("--keep must be at least 1: prune never deletes a family's newest image")
@@ -241,21 +323,13 @@ def prune(
     with _api(config) as (cloud, _):
         report = pr.execute(cloud, pr.plan(cloud, config, keep, names), yes=yes, timeouts=config.timeouts)
     rows = [d.as_dict() for d in report.decisions]
-    if output is TableOrJson.json:
-        print(json.dumps(rows, indent=1))
-    else:
-        columns = ("id", CAPH_LABEL, "family", "action", "reason", "outcome")
-        t = Table(title=f"prune {project}: keep {keep} per family" + ("" if yes else " (dry run)"))
-        for col in columns:
-            t.add_column(col)
-        for r in rows:
-            t.add_row(*(str(r[c]) for c in columns))
-        Console().print(t)
+    title = f"prune {config.ref}: keep {keep} per family" + ("" if yes else " (dry run)")
+    show(rows, ("id", CAPH_LABEL, "family", "action", "reason", "outcome"), output.value, title=title)
     if report.failed:
         raise CleanupIncompleteError(f"{len(report.failed)} deletion(s) failed (listed above)")
 
 
-@app.command()
+@app.command(**clihelp.of("manifests"))
 def manifests(
     from_manifest: Annotated[
         Path | None, typer.Option("--from", help="build manifest JSON written by capi-image build")
@@ -265,7 +339,10 @@ def manifests(
         str | None, typer.Option("--project", "-p", help="project whose API is checked (default: the build's)")
     ] = None,
     cluster: Annotated[
-        list[Path] | None, typer.Option(help="existing cluster manifests to update: file or directory, repeatable")
+        list[Path] | None,
+        typer.Option(
+            metavar="PATH", help="existing cluster manifests to update: file, folder or kustomize tree, repeatable"
+        ),
     ] = None,
     kustomize: Annotated[
         Path | None, typer.Option(help="write a kustomize Component to this directory; leave the files alone")
@@ -276,9 +353,14 @@ def manifests(
     cluster_name: Annotated[
         str, typer.Option(help="name prefix of new templates when no --cluster is given")
     ] = "cluster",
+    allow_partial_recipe: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial-recipe", help="accept an image built with --recipe minimal (to test a rollout, not a node)"
+        ),
+    ] = False,
 ) -> None:
-    """Lift a published snapshot into Cluster API manifests: new HCloudMachineTemplates, and the
-    KubeadmControlPlane / MachineDeployments repointed at them (a rolling update)."""
+    # help: builder/clihelp.py
     from .ops import manifests as mf
 
     logmod.configure("auto")
@@ -305,9 +387,9 @@ def manifests(
             rollout = mf.plan_rollout(ref, sources, roles, server_type)
         else:
             rollout = mf.fresh_templates(ref, roles, cluster_name, server_type)
-        resolved = mf.check_resolution(cloud, rollout)
+        resolved = mf.check_resolution(cloud, rollout, allow_partial=allow_partial_recipe)
     snapshot_id = next(iter(resolved.values()), ref.snapshot_id)
-    err = Console(stderr=True, soft_wrap=True)
+    err = make_console(stderr=True, soft_wrap=True)
     for note in rollout.notes:
         err.print(f"note: {note}", highlight=False, markup=False)
     if not sources:
@@ -321,12 +403,15 @@ def manifests(
     print(json.dumps(mf.summary(rollout, snapshot_id, written), indent=1))
 
 
-@app.command("summary")
+@app.command("summary", **clihelp.of("summary"))
 def summary_cmd(
-    files: Annotated[list[Path], typer.Argument(help="build manifests or matrix summaries (JSON)")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(metavar="FILE", show_default=False, help="build manifests or matrix summaries (JSON)"),
+    ],
     title: Annotated[str, typer.Option(help="heading of the report")] = "Node images",
 ) -> None:
-    """Markdown report of builds (for $GITHUB_STEP_SUMMARY): images, status, the manifests snippet."""
+    # help: builder/clihelp.py
     from .ops.summary import markdown
 
     print(markdown(files, title=title), end="")

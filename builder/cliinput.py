@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from .errors import InputError
@@ -35,11 +36,19 @@ def output_path(path: Path | None, option: str) -> Path | None:
         return None
     if path.is_dir():
         raise InputError(f"{option} {path} is a directory: name a file")
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"{option} {path}: its directory cannot be made ({e.strerror or e})") from e
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    writable_dir(path.parent, f"{option} {path}")
+    if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"{option} {path} cannot be written")
     return path
+
+
+def writable_dir(folder: Path, what: str) -> Path:
+    """``folder`` exists (made if missing) and a file can be created in it: tried, not guessed
+    (root passes every permission check, yet not a read-only or full file system)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".capi-image-probe-"):
+            pass
+    except OSError as e:
+        raise InputError(f"{what}: cannot write in {folder} ({e.strerror or e})") from e
+    return folder

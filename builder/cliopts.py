@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="config/projects/NAME.yaml")]
+ProjectOpt = Annotated[
+    str,
+    typer.Option(
+        "--project",
+        "-p",
+        help="project: a NAME (projects/NAME.yaml in the config directory, else ./NAME.yaml) or a path to a .yaml file",
+    ),
+]
+
+
+VarFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--var-file",
+        help="image-builder var file (Kubernetes, containerd versions) instead of the project's versions",
+    ),
+]
 
 
 class LogFormat(enum.StrEnum):
@@ -17,8 +34,16 @@ class LogFormat(enum.StrEnum):
 
 
 class TableOrJson(enum.StrEnum):
+    """How a list is printed: a table (plain and full width off a terminal), TSV or JSON objects."""
+
     table = "table"
+    tsv = "tsv"
     json = "json"
+
+
+OutputOpt = Annotated[
+    TableOrJson, typer.Option("--output", "-o", help="table (full width off a terminal), tsv, or json objects")
+]
 
 
 class TextOrJson(enum.StrEnum):

@@ -23,13 +23,15 @@ from . import log as logmod
 from .budget import RequestBudget
 from .budget import install as install_budget
 from .config import ProjectConfig, Retry
-from .errors import CloudError, DeadlineError
+from .errors import CloudError, CredentialsError, DeadlineError
 
 T = TypeVar("T")
 log = logmod.get("capi-image.cloud")
 
 TRANSIENT_CODES = {"rate_limit_exceeded", "unavailable", "server_error", "conflict", "locked", "timeout", "bad_gateway"}
 TRANSIENT_STATUS = {409, 423, 429, 500, 502, 503, 504}
+# Hetzner's codes for a token it will not take (and hcloud-python's HTTP status fallback)
+REFUSED_TOKEN = {"unauthorized", "forbidden", "token_readonly", "401", "403"}
 USER_AGENT = "capi-image"
 
 
@@ -95,7 +97,12 @@ def connect(
     """The one way the tool sets up its API client: the project's retries and polling, a
     request counter, and the shared budget when given."""
     client, counter = make_client(token, endpoint, budget=budget)
-    return Cloud(client, counter, config.retry, poll_initial=config.polling.initial, sleep=sleep)
+    cloud = Cloud(client, counter, config.retry, poll_initial=config.polling.initial, sleep=sleep)
+    cloud.token_hint = (
+        f"check that ${config.token_env} (or the hcloud CLI's active context) holds a read & write token of the "
+        f"project at {endpoint}"
+    )
+    return cloud
 
 
 class Cloud:
@@ -114,6 +121,7 @@ class Cloud:
         self.poll_initial = poll_initial
         self.sleep = sleep
         self.retries = 0  # transient errors absorbed so far
+        self.token_hint = "check that the token belongs to this project and can read & write"
         # Creates (calls with ``recover``) one of whose attempts got no answer: the API may still
         # carry it out after we stopped listening (Hetzner executes what it received).
         self.unanswered: list[str] = []
@@ -155,6 +163,14 @@ class Cloud:
                             return found
                     return fn()
         except APIException as e:
+            if str(e.code) in REFUSED_TOKEN:
+                raise CredentialsError(
+                    name,
+                    f"the API rejected the token ({e.code}: {e.message}); {self.token_hint}",
+                    code=str(e.code),
+                    api_message=str(e.message),
+                    correlation_id=e.correlation_id,
+                ) from e
             raise CloudError(
                 name,
                 describe(e),

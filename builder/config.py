@@ -7,7 +7,7 @@ import string
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -20,7 +20,28 @@ from . import naming
 from .errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = Path(os.environ.get("CAPI_IMAGE_CONFIG_DIR", REPO_ROOT / "config"))
+CONFIG_ENV = "CAPI_IMAGE_CONFIG_DIR"
+_config_dir_option: Path | None = None  # --config-dir
+
+
+def set_config_dir(path: Path | None) -> None:
+    global _config_dir_option
+    _config_dir_option = path
+
+
+def config_dir() -> Path:
+    """Where named projects live (``projects/NAME.yaml``) and their relative paths start:
+    ``--config-dir``, else ``$CAPI_IMAGE_CONFIG_DIR``, else a checkout's ``config/`` (this
+    repository), else ``./config`` (an installed wheel ships no projects: ``capi-image init``)."""
+    if _config_dir_option is not None:
+        return _config_dir_option
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    checkout = REPO_ROOT / "config"
+    if (checkout / "projects").is_dir() and (REPO_ROOT / "pyproject.toml").is_file():
+        return checkout
+    return Path("config")
+
 
 IMAGE_NAME_FIELDS = naming.FIELDS
 # Labels the build sets on what it creates: a project may not set them (a caph-image-name on a
@@ -31,7 +52,7 @@ RESERVED_LABELS = frozenset(
     {
         "caph-image-name", "created-by", "build-id", "role", "capi-image-version", "os", "arch", "build_date",
         "build_timestamp", "creationTimestamp", "distribution", "distribution_release", "distribution_version",
-        "image_builder_version", "kubernetes_version",
+        "image_builder_version", "kubernetes_version", "recipe",
     }
 )  # fmt: skip
 DEFAULT_IMAGE_NAME = "cluster-api-{build_name}-{kubernetes_semver}-{build_timestamp}"
@@ -133,6 +154,8 @@ class ApiBudget(Strict):
 
 
 class ProjectConfig(Strict):
+    _root: Path | None = PrivateAttr(None)
+    _ref: str | None = PrivateAttr(None)  # what -p was given: a name or a path
     name: str = Field(description="the project name: labels, manifests, gc and prune scope")
     endpoint: str | None = Field(
         None, description="API base URL; 'localcloud' starts the embedded one; default: Hetzner (or HCLOUD_ENDPOINT)"
@@ -162,7 +185,8 @@ class ProjectConfig(Strict):
     )
     versions: Path = Field(
         Path("vars/k8s-1.31.json"),
-        description="image-builder var file (Kubernetes, containerd, … versions), relative to config/",
+        description="image-builder var file (Kubernetes, containerd, … versions), relative to the config "
+        "directory (a project file given by path: its folder)",
     )
     image_name: str = Field(
         DEFAULT_IMAGE_NAME,
@@ -252,22 +276,69 @@ class ProjectConfig(Strict):
     def base_image(self) -> str:
         return self.image or self.profile.hcloud_image
 
+    @property
+    def ref(self) -> str:
+        """What ``-p`` takes to load this project again (in hints: ``capi-image gc -p …``)."""
+        return self._ref or self.name
+
+    def gc_command(self, build_id: str | None = None) -> str:
+        """The command that deletes what a build of this project left."""
+        scope = f" --build-id {build_id} --older-than 0s" if build_id else ""
+        return f"capi-image gc --project {self.ref}{scope}"
+
+    @property
+    def root(self) -> Path:
+        """Where the project's relative paths (versions, scripts) start: the config directory
+        for a named project, the folder a project file was given from (see ``load_project``)."""
+        return self._root if self._root is not None else config_dir()
+
     def versions_path(self) -> Path:
-        return self.versions if self.versions.is_absolute() else CONFIG_DIR / self.versions
+        return self.versions if self.versions.is_absolute() else self.root / self.versions
 
     def script_paths(self) -> list[Path]:
-        return [p if p.is_absolute() else CONFIG_DIR / p for p in self.provision.scripts]
+        return [p if p.is_absolute() else self.root / p for p in self.provision.scripts]
 
 
 def project_path(name: str) -> Path:
-    return CONFIG_DIR / "projects" / f"{name}.yaml"
+    return config_dir() / "projects" / f"{name}.yaml"
+
+
+def _is_path(spec: str) -> bool:
+    return spec.endswith((".yaml", ".yml")) or "/" in spec or os.sep in spec
+
+
+def find_project(spec: str) -> tuple[str, Path]:
+    """``-p`` takes a name (``config/projects/NAME.yaml`` under the config directory, else
+    ``./NAME.yaml``) or a path to a project file. Returns the project's name and file."""
+    if _is_path(spec):
+        path = Path(spec)
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "does not exist"
+            raise ConfigError(f"project file {path} {what}")
+        return path.stem, path
+    if not spec or spec.startswith("-") or not spec.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigError(f"project name '{spec}' is not a name (letters, digits, - _ .) nor a path to a .yaml file")
+    for path in (project_path(spec), Path(f"{spec}.yaml")):
+        if path.is_file():
+            return spec, path
+    directory = config_dir()
+    known = sorted(p.stem for p in (directory / "projects").glob("*.yaml"))
+    raise ConfigError(
+        f"no project '{spec}': neither {project_path(spec)} nor ./{spec}.yaml exists (known in {directory}: "
+        f"{', '.join(known) or 'none'}); create one with `capi-image init {spec}`, or point --config-dir / "
+        f"${CONFIG_ENV} at your config directory"
+    )
+
+
+def project_root(path: Path) -> Path:
+    """A file in a ``projects/`` folder belongs to the config directory above it (``vars/…``
+    is relative to that); any other project file's paths are relative to its own folder."""
+    return path.parent.parent if path.parent.name == "projects" else path.parent
 
 
 def load_project(name: str, path: Path | None = None) -> ProjectConfig:
-    path = path or project_path(name)
-    if not path.exists():
-        known = sorted(p.stem for p in (CONFIG_DIR / "projects").glob("*.yaml"))
-        raise ConfigError(f"no project '{name}': {path} does not exist (known: {', '.join(known) or 'none'})")
+    if path is None:
+        name, path = find_project(name)
     try:
         data = YAML(typ="safe").load(read_text(path, f"project file {path}"))
     except TextFileError as e:
@@ -280,7 +351,17 @@ def load_project(name: str, path: Path | None = None) -> ProjectConfig:
         raise ConfigError(f"{path} must hold a mapping of settings")
     data.setdefault("name", name)
     try:
-        return ProjectConfig.model_validate(data)
+        config = ProjectConfig.model_validate(data)
     except ValidationError as e:
-        lines = [f"  {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in e.errors()]
-        raise ConfigError(f"{path} is invalid:\n" + "\n".join(lines)) from e
+        raise ConfigError(f"{path} is invalid:\n" + "\n".join(f"  {line}" for line in validation_lines(e))) from e
+    config._root = project_root(path)
+    config._ref = name if path.resolve() == project_path(name).resolve() else str(path)
+    return config
+
+
+def validation_lines(e: ValidationError) -> list[str]:
+    """pydantic's errors as ``field: message``, without its "Value error, " prefix."""
+    return [
+        f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg'].removeprefix('Value error, ')}"
+        for err in e.errors()
+    ]

@@ -90,8 +90,12 @@ def config_reference() -> str:
 def cli_reference() -> str:
     group: Any = typer.main.get_command(app)  # typer's own (vendored) click group
     lines = [GENERATED, "", "# `capi-image` command reference", "", _cell(group.help or ""), ""]
+    lines += ["Global options: `--config-dir PATH` (`$CAPI_IMAGE_CONFIG_DIR`), `--version`, `-h`/`--help`, "
+              "`--install-completion`.", ""]  # fmt: skip
     for name, cmd in group.commands.items():
-        lines += [f"## `capi-image {name}`", "", _cell((cmd.help or "").split("\n\n")[0]), ""]
+        lines += [f"## `capi-image {name}`", "", " ".join((cmd.help or "").split()), ""]
+        examples = [e.strip() for e in (cmd.epilog or "").splitlines()[2:] if e.strip()]
+        lines += ["```sh", *examples, "```", ""] if examples else []
         lines += ["| option | default | meaning |", "| --- | --- | --- |"]
         for p in cmd.params:
             if getattr(p, "param_type_name", "") != "option" or getattr(p, "hidden", False):

@@ -70,6 +70,13 @@ class CloudError(FailedError):
         self.correlation_id = correlation_id
 
 
+class CredentialsError(CloudError):
+    """The API refused the token (401 unauthorized, 403 forbidden, a read-only token): the same
+    one line and exit 2 from every command, however far it got."""
+
+    exit_code = EXIT_INPUT
+
+
 class DeadlineError(FailedError, TimeoutError):
     """A wait ran out of its deadline (an action, a server state, SSH): the message names what
     and how long. Also a ``TimeoutError``, which is what it is."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 import sys
 import urllib.parse
@@ -79,16 +80,61 @@ def _scrub_rendered(_logger: Any, _name: str, rendered: Any) -> Any:
     return scrub(rendered)
 
 
+class _Sink:
+    """Where rendered log lines go: the stream, or while a live display runs (``route``), that
+    display's console, which prints them above itself: lines and display never interleave."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.console: Any = None  # a rich Console
+        self._line = ""
+
+    def write(self, text: str) -> int:
+        if self.console is None:
+            return self.stream.write(text)
+        self._line += text
+        while "\n" in self._line:
+            line, self._line = self._line.split("\n", 1)
+            from rich.text import Text
+
+            self.console.print(Text.from_ansi(line), soft_wrap=True, highlight=False)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.console is None:
+            self.stream.flush()
+
+
+_sink: _Sink | None = None
+_format: str = "console"
+
+
+def route(console: Any) -> None:
+    """Send log lines through ``console`` (a rich Console with a live display), or back to the
+    stream with None."""
+    if _sink is not None:
+        _sink.console = console
+
+
+def current_format() -> str:
+    """``json`` or ``console``: what ``configure`` chose."""
+    return _format
+
+
 def configure(fmt: LogFormat = "auto", stream: TextIO | None = None, level: int = logging.INFO) -> None:
+    global _sink, _format
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
+    _format = fmt
+    _sink = _Sink(stream)
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
         exc: list[Any] = [structlog.processors.dict_tracebacks]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # NO_COLOR (no-color.org) and a pipe get plain text
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty() and not os.environ.get("NO_COLOR"))
         exc = []
     structlog.configure(
         processors=[
@@ -101,7 +147,7 @@ def configure(fmt: LogFormat = "auto", stream: TextIO | None = None, level: int 
             _scrub_rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=structlog.PrintLoggerFactory(file=_sink),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

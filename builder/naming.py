@@ -42,12 +42,16 @@ def image_name(
     started: dt.datetime,
     build_id: str,
     project: str,
+    recipe: str = "full",
 ) -> str:
-    """``template`` filled with the fields of one build."""
+    """``template`` filled with the fields of one build; an image of a partial recipe (no
+    Kubernetes: ``minimal``) says so at the end of its name, so it never joins a production
+    name's family (CAPH would boot it, prune would count it)."""
     fields = name_fields(
         versions=versions, profile=profile, arch=arch, started=started, build_id=build_id, project=project
     )
-    return template.format(**fields)
+    name = template.format(**fields)
+    return name if recipe == "full" else f"{name}-{recipe}"
 
 
 # The placeholders a template may name (config validates templates against them); a test holds

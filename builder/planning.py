@@ -19,7 +19,7 @@ from provision.versions import Versions, VersionsError, load_versions
 
 from . import __version__
 from . import log as logmod
-from .config import CONFIG_DIR, ConfigError, ProjectConfig
+from .config import ConfigError, ProjectConfig
 
 # What a plan shows for localcloud's mirror: its port is known only once localcloud runs.
 LOCALCLOUD_MIRROR_PLACEHOLDER = "http://10.0.2.2:PORT/__localcloud/mirror/files"
@@ -47,9 +47,11 @@ def recipe_context(
     except ValueError as e:
         raise ConfigError(str(e)) from e
     mirror = options.registry_mirror
+    # a partial recipe (minimal: provenance + sysprep) configures no registry: its secrets are not needed
+    lenient = for_plan or config.recipe != "full"
     if mirror is not None:
         try:
-            mirror = mirror.resolved(env, placeholder=for_plan)
+            mirror = mirror.resolved(env, placeholder=lenient)
         except ValueError as e:
             raise ConfigError(str(e)) from e
         options = options.model_copy(update={"registry_mirror": mirror})
@@ -57,7 +59,7 @@ def recipe_context(
     if mirror is not None and mirror.bake_credentials:
         user = env.get(mirror.username_env or "", "")
         password = env.get(mirror.password_env or "", "")
-        if for_plan and not (user and password):
+        if lenient and not (user and password):
             user, password = user or "USERNAME", password or "PASSWORD"
         if not user or not password:
             raise ConfigError(
@@ -66,7 +68,7 @@ def recipe_context(
         secrets = Secrets(user, password)
         logmod.redact(password, secrets.basic_auth)
     sources = []
-    root = CONFIG_DIR.resolve()
+    root = config.root.resolve()
     for path in config.script_paths():
         # Scripts run as root on the node: a path climbing out of the config directory
         # (../../etc/passwd) runs only with an explicit opt-in.

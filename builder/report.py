@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from . import log as logmod
 from .pipeline import PHASES
+from .tables import console as make_console
 
 
 class PhaseDisplay:
@@ -17,8 +19,9 @@ class PhaseDisplay:
     elapsed time); silent when not on a TTY."""
 
     def __init__(self, enabled: bool | None = None, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.console = console or make_console(stderr=True)
+        # on a terminal, with console logs (JSON logs are for machines: no display between them)
+        self.enabled = (sys.stderr.isatty() and logmod.current_format() == "console") if enabled is None else enabled
         self.progress = Progress(
             SpinnerColumn(finished_text="·"),
             TextColumn("{task.description:<10}"),
@@ -34,9 +37,12 @@ class PhaseDisplay:
         for p in PHASES:
             self.tasks[p] = self.progress.add_task(p, total=1, start=False, state="")
         self.progress.__enter__()
+        if self.enabled:
+            logmod.route(self.console)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        logmod.route(None)
         self.progress.__exit__(None, None, None)
 
     def __call__(self, phase: str, state: str) -> None:
@@ -46,13 +52,15 @@ class PhaseDisplay:
         if state == "start":
             self.progress.start_task(task)
             self.progress.update(task, state="running")
+        elif state == "skipped":
+            self.progress.update(task, state="skipped", completed=1)
         else:
             self.progress.update(task, state=state, completed=1)
             self.progress.stop_task(task)
 
 
 def summary(manifest: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     t = Table(title=f"build {manifest['build_id']}: {manifest['result']}")
     t.add_column("what")
     t.add_column("value")

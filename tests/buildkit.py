@@ -127,7 +127,14 @@ def cli_env(config_dir: Path, endpoint: str, token: str = "test-token") -> dict[
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HCLOUD_")}
-    return {**env, "CAPI_IMAGE_CONFIG_DIR": str(config_dir), "HCLOUD_ENDPOINT": endpoint, "HCLOUD_TOKEN": token}
+    # HCLOUD_CONFIG: a developer's own hcloud CLI context must not stand in for a missing token
+    return {
+        **env,
+        "CAPI_IMAGE_CONFIG_DIR": str(config_dir),
+        "HCLOUD_ENDPOINT": endpoint,
+        "HCLOUD_TOKEN": token,
+        "HCLOUD_CONFIG": str(config_dir / "no-hcloud-cli.toml"),
+    }
 
 
 def build_command(tmp: Path, project_name: str = "p") -> list[str]:

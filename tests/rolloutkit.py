@@ -66,8 +66,11 @@ def two_builds(tmp: Path) -> Iterator[Built]:
                     tmp / "config", second.manifest, tmp / "build-two.json")  # fmt: skip
 
 
-def manifests(b: Built, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "builder.cli", "manifests", "-p", "p", *args]
+def manifests(b: Built, *args: str, partial_ok: bool = True) -> subprocess.CompletedProcess[str]:
+    """``capi-image manifests``; the stub builds are of the minimal recipe (stand-in machines),
+    so the rollout tests accept it (``test_a_partial_recipe_image_is_refused`` checks the default)."""
+    flag = ["--allow-partial-recipe"] if partial_ok else []
+    cmd = [sys.executable, "-m", "builder.cli", "manifests", "-p", "p", *flag, *args]
     return run_cli(cmd, b.config, b.lc.endpoint)  # type: ignore[no-any-return]
 
 

@@ -41,61 +41,98 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 @dataclass
+class Item:
+    """One resource gc looked at: ``action`` is deleted, would delete (dry run), spared or failed."""
+
+    kind: str  # server, SSH key, snapshot
+    id: int
+    name: str
+    action: str
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.id, "name": self.name, "action": self.action, "reason": self.reason}
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.name}): {self.action}, {self.reason}"
+
+
+@dataclass
 class GcReport:
-    deleted: list[str] = field(default_factory=list)
-    spared: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+
+    def having(self, action: str) -> list[Item]:
+        return [i for i in self.items if i.action == action]
+
+    @property
+    def deleted(self) -> list[Item]:
+        return self.having("deleted")
+
+    @property
+    def failed(self) -> list[Item]:
+        return self.having("failed")
 
 
 def collect(
     cloud: Cloud,
     older_than: dt.timedelta,
     *,
+    labels: dict[str, str] | None = None,
     build_id: str | None = None,
     dry_run: bool = False,
     timeouts: Timeouts | None = None,
 ) -> GcReport:
-    labels = {"created-by": CREATED_BY, **({"build-id": build_id} if build_id else {})}
-    res = Resources(cloud, timeouts or Timeouts(), labels)
+    """What builds of the project (its ``labels``) left, older than ``older_than``: deleted, or
+    with ``dry_run`` only listed."""
+    scope = {**(labels or {}), "created-by": CREATED_BY, **({"build-id": build_id} if build_id else {})}
+    res = Resources(cloud, timeouts or Timeouts(), scope)
     cutoff = dt.datetime.now(dt.UTC) - older_than
     report = GcReport()
 
     servers, keys, images = res.list("servers"), res.list("SSH keys"), res.list("snapshots")
 
-    def sweep(what: str, created: dt.datetime | None, delete: Callable[[], None], spare: str | None = None) -> None:
+    def sweep(
+        kind: str,
+        rid: int,
+        name: str,
+        created: dt.datetime | None,
+        delete: Callable[[], None],
+        spare: str | None = None,
+    ) -> None:
+        def add(action: str, reason: str) -> None:
+            report.items.append(Item(kind, rid, name, action, reason))
+
         if spare is not None:
-            report.spared.append(f"{what}: {spare}")
+            add("spared", spare)
         elif created is None or created > cutoff:
-            report.spared.append(f"{what}: younger than {older_than}")
+            add("spared", f"younger than {older_than}")
         elif dry_run:
-            report.deleted.append(f"{what} (dry run)")
+            add("would delete", f"older than {older_than}")
         else:
             try:
                 delete()  # waits out locks, confirms the resource is gone
-                report.deleted.append(what)
+                add("deleted", f"older than {older_than}")
             except (CloudError, DeadlineError) as e:
-                report.failed.append(f"{what}: {e}")
+                add("failed", str(e))
 
     # Servers first: an SSH key or snapshot can still be in use by one.
     for s in servers:
         assert s.id is not None
-        sweep(f"server {s.id} ({s.name})", s.created, functools.partial(res.delete_server, s.id))
+        sweep("server", s.id, str(s.name), s.created, functools.partial(res.delete_server, s.id))
     for k in keys:
         assert k.id is not None
-        sweep(f"SSH key {k.id} ({k.name})", k.created, functools.partial(res.delete_key, k.id))
+        sweep("SSH key", k.id, str(k.name), k.created, functools.partial(res.delete_key, k.id))
     for i in images:
         assert i.id is not None
         published = (i.labels or {}).get(CAPH_LABEL)
         sweep(
-            f"snapshot {i.id} ({i.description})",
+            "snapshot",
+            i.id,
+            str(i.description),
             i.created,
             functools.partial(res.delete_image, i.id),
             spare=f"published as {published}" if published else None,
         )
-    for line in report.deleted:
-        log.info("gc.deleted", what=line)
-    for line in report.spared:
-        log.info("gc.spared", what=line)
-    for line in report.failed:
-        log.error("gc.failed", what=line)
+    for item in report.items:
+        (log.error if item.action == "failed" else log.info)("gc." + item.action.replace(" ", "_"), what=str(item))
     return report

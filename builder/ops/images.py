@@ -13,8 +13,9 @@ from ..resources import CREATED_BY, Resources
 COLUMNS = ("id", "created", "status", "architecture", CAPH_LABEL, "image_size_gb")
 
 
-def list_images(cloud: Cloud) -> list[dict[str, Any]]:
-    found = Resources(cloud, Timeouts(), {"created-by": CREATED_BY}).list("snapshots")
+def list_images(cloud: Cloud, labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The snapshots carrying ``created-by=capi-image`` and the project's ``labels``."""
+    found = Resources(cloud, Timeouts(), {**labels, "created-by": CREATED_BY}).list("snapshots")
     found.sort(key=lambda i: i.created or dt.datetime.min.replace(tzinfo=dt.UTC), reverse=True)
     return [
         {

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from provision.versions import Versions, VersionsError, load_versions
@@ -33,6 +32,7 @@ from ..errors import CleanupIncompleteError, FailedError, InputError
 from ..interrupts import Interrupted, SignalGuard, StopSignal
 from ..naming import image_name
 from ..pipeline import Build, BuildResult, new_build_id
+from ..tables import console as make_console
 
 log = logmod.get("capi-image.matrix")
 
@@ -109,7 +109,7 @@ def expand(config: ProjectConfig) -> list[Variant]:
         # the real name with one fixed time and build id: what is left to tell variants apart
         probe = f"{v.config.architecture}:" + image_name(
             v.config.image_name, versions=v.versions, profile=v.config.profile, arch=v.config.architecture or "x86",
-            started=PROBE_TIME, build_id="B", project=config.name,
+            started=PROBE_TIME, build_id="B", project=config.name, recipe=v.config.recipe,
         )  # fmt: skip
         if probe in names and "{build_id}" not in v.config.image_name:
             raise ConfigError(
@@ -233,11 +233,12 @@ def build_all(
         t.add_column(col)
     for row in doc["builds"]:
         t.add_row(*(str(row[c] if row[c] is not None else "") for c in columns))
-    Console(stderr=True).print(t)
+    if logmod.current_format() == "console":  # JSON logs: the summary file holds the table
+        make_console(stderr=True).print(t)
     print(json.dumps({**doc, "summary": str(summary_path)}))
     statuses = {r.status for r in outcome.results}
     if "cleanup incomplete" in statuses:  # outranks everything: the caller must run gc
-        raise CleanupIncompleteError("a build could not delete everything it created: run capi-image gc")
+        raise CleanupIncompleteError(f"a build could not delete everything it created: run {config.gc_command()}")
     if outcome.interrupted is not None:
         raise outcome.interrupted
     if statuses != {"published"}:

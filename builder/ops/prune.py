@@ -61,9 +61,12 @@ class PruneReport:
 
 
 def family_of(labels: dict[str, str]) -> str:
+    """OS/arch/k8s minor; images of a partial recipe form a family of their own, so test builds
+    never push production images out of retention."""
     version = labels.get("kubernetes_version", "?")
     minor = ".".join(version.split(".")[:2])
-    return f"{labels.get('os', '?')}/{labels.get('arch', '?')}/k8s-{minor}"
+    recipe = labels.get("recipe", "full")
+    return f"{labels.get('os', '?')}/{labels.get('arch', '?')}/k8s-{minor}" + ("" if recipe == "full" else f"/{recipe}")
 
 
 def plan(cloud: Cloud, config: ProjectConfig, keep: int, in_use: References | None = None) -> PruneReport:

@@ -33,7 +33,7 @@ from ..placement import Placements
 from ..resources import CREATED_BY, Resources
 from ..ssh import Session
 from . import record
-from .cleanup import KeepForDebugging, Tracked, clean_up, controlling_terminal
+from .cleanup import KeepForDebugging, Tracked, clean_up, controlling_terminal, debug_dir
 from .connect import connect, console_hint
 from .preflight import ImageSpec, Preflight, caph_matches
 from .record import BuildResult, Measurements
@@ -77,7 +77,10 @@ class Build:
         self.started = now().replace(microsecond=0)
         self.terminal = terminal or controlling_terminal
         self.boot_test_enabled = config.boot_test if boot_test is None else boot_test
-        self.res = Resources(cloud, config.timeouts, {"created-by": CREATED_BY, "build-id": self.build_id})
+        # the project's labels too: gc and images of one project never see another's
+        self.res = Resources(
+            cloud, config.timeouts, {**config.labels, "created-by": CREATED_BY, "build-id": self.build_id}
+        )
         self.tracked = Tracked()
         self.measured = Measurements()
         self.login_key = KeyPair.generate()
@@ -132,6 +135,8 @@ class Build:
                 if step.when(self):
                     with self.phase(step.name):
                         step.run(self)
+                else:
+                    self.on_phase(step.name, "skipped")
             result.ok = True
         except BaseException as e:
             failure = e
@@ -166,7 +171,7 @@ class Build:
             raise CleanupIncompleteError(detail) from cleanup_error
         if failure is not None:
             if self.unanswered:
-                failure.add_note(record.late_create_note(self.build_id))
+                failure.add_note(record.late_create_note(self.config.gc_command(self.build_id)))
             raise failure
         self.log.info("build.done", image_id=result.image_id, caph_image_name=result.image_name)
         return result
@@ -284,9 +289,20 @@ class Build:
         keep = None
         if self.keep_on_failure:
             keep = KeepForDebugging(
-                self.manifest_path.parent / f"{self.build_id}-debug", self.login_key, self.build_id, self.terminal
+                debug_dir(self.build_id),
+                self.login_key,
+                self.build_id,
+                self.config.gc_command(self.build_id),
+                self.terminal,
             )
-        self.unanswered = clean_up(self.res, self.tracked, failed=failed, build_id=self.build_id, keep=keep)
+        self.unanswered = clean_up(
+            self.res,
+            self.tracked,
+            failed=failed,
+            build_id=self.build_id,
+            gc_command=self.config.gc_command(self.build_id),
+            keep=keep,
+        )
 
     # ------------------------------------------------------------------ helpers
     def _launch(self, role: str, name: str, image_id: int, key_id: int, host: KeyPair) -> str:

@@ -6,6 +6,7 @@ nothing: it is reported (the build exits 3, "run gc"), never taken as "nothing t
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -42,6 +43,13 @@ def controlling_terminal() -> TextIO | None:
         return None
 
 
+def debug_dir(build_id: str) -> Path:
+    """Where --keep-on-failure puts the kept server's key: the user's state directory
+    ($XDG_STATE_HOME, else ~/.local/state), not the working directory a CI job may upload."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "capi-image" / "debug" / build_id
+
+
 @dataclass
 class KeepForDebugging:
     """--keep-on-failure: where the key goes and how its passphrase is shown."""
@@ -49,10 +57,11 @@ class KeepForDebugging:
     directory: Path
     login_key: KeyPair
     build_id: str
+    gc_command: str
     terminal: Callable[[], TextIO | None] = controlling_terminal
 
     def keep(self, server_ids: list[int], ip: str | None) -> str:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         passphrase = secrets.token_urlsafe(12)
         key_file = self.directory / "id_ed25519"
         key_file.write_text(self.login_key.private_openssh(passphrase.encode()))
@@ -60,24 +69,34 @@ class KeepForDebugging:
         hint = (
             f"kept server(s) {server_ids} for debugging.\n"
             f"  ssh -i {key_file} root@{ip or '<server ip>'}   (key passphrase: {{passphrase}})\n"
-            f"  delete later: capi-image gc --build-id {self.build_id} --older-than 0s"
+            f"  delete later: {self.gc_command}"
         )
         # The passphrase goes to the controlling terminal only, never to stdout or a log a CI
-        # system keeps; without a terminal the key stays locked (gc still deletes the server).
+        # system keeps; without a terminal (CI) it goes into a file beside the key that only
+        # this user can read, so the kept server can still be reached from the job.
         tty = self.terminal()
         if tty is not None:
             with tty:
                 print(hint.format(passphrase=passphrase), file=tty, flush=True)
             shown = hint.format(passphrase="shown on the terminal only")
         else:
-            shown = hint.format(passphrase="not shown: no terminal")
+            secret = self.directory / "passphrase"
+            secret.touch(mode=0o600)
+            secret.write_text(passphrase + "\n")
+            shown = hint.format(passphrase=f"in {secret}, readable by this user only")
         print(shown, flush=True)
         log.warning("server.kept", server_ids=server_ids, key_file=str(key_file))
         return shown
 
 
 def clean_up(
-    res: Resources, tracked: Tracked, *, failed: bool, build_id: str, keep: KeepForDebugging | None = None
+    res: Resources,
+    tracked: Tracked,
+    *,
+    failed: bool,
+    build_id: str,
+    gc_command: str,
+    keep: KeepForDebugging | None = None,
 ) -> bool:
     """Delete what the build created. True when a create never got its answer (a timeout, a
     dropped connection, a signal): the API may still carry it out after the watch below, so the
@@ -130,7 +149,7 @@ def clean_up(
         raise CleanupIncompleteError(
             "could not delete or could not verify: "
             + "; ".join(problems)
-            + f" — run `capi-image gc` (label build-id={build_id})"
+            + f" — run `{gc_command}` (label build-id={build_id})"
         )
     return unanswered
 

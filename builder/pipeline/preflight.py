@@ -28,7 +28,7 @@ from .. import __version__, placement
 from ..caph import CAPH_LABEL, caph_images
 from ..cloud import Cloud
 from ..config import ConfigError, ProjectConfig
-from ..errors import CloudError, InputError
+from ..errors import InputError
 from ..localmirror import LocalMirror, MirrorUnavailableError
 from ..localmirror import lookup as lookup_local_mirror
 from ..naming import image_name
@@ -89,6 +89,7 @@ def snapshot_labels(
         "capi-image-version": __version__,
         "os": p.name,
         "arch": arch,
+        "recipe": config.recipe,  # full, or minimal: kept apart by prune and refused by manifests
     }
 
 
@@ -133,6 +134,7 @@ class Preflight:
             started=self.started,
             build_id=self.build_id,
             project=cfg.name,
+            recipe=cfg.recipe,
         )
         labels = snapshot_labels(cfg, versions, base=base_labels, started=self.started, arch=arch)
         check_labels({**labels, CAPH_LABEL: name})
@@ -179,7 +181,10 @@ class Preflight:
         for name in [cfg.server_type, *cfg.fallback_server_types]:
             st = self._get("server type", functools.partial(self.cloud.client.server_types.get_by_name, name))
             if st is None:
-                raise PreflightError(f"server type '{name}' does not exist")
+                # one more request, on this path only: the names a user can choose from
+                offered = self._get("server types", self.cloud.client.server_types.get_all)
+                names = ", ".join(sorted(str(t.name) for t in offered if not t.deprecated))
+                raise PreflightError(f"server type '{name}' does not exist; this project offers: {names}")
             assert isinstance(st, BoundServerType)
             types.append(st)
         primary = types[0]
@@ -193,7 +198,10 @@ class Preflight:
                 continue  # a server type offers it: it exists (one look-up fewer per build)
             loc = self._get("location", functools.partial(self.cloud.client.locations.get_by_name, name))
             if loc is None:
-                raise PreflightError(f"location '{name}' does not exist")
+                known = ", ".join(
+                    sorted(str(x.name) for x in self._get("locations", self.cloud.client.locations.get_all))
+                )
+                raise PreflightError(f"location '{name}' does not exist; locations: {known}")
         try:
             placements = placement.plan(
                 types, [cfg.location, *cfg.fallback_locations], str(primary.architecture), now=dt.datetime.now(dt.UTC)
@@ -232,14 +240,7 @@ class Preflight:
         return found
 
     def _get(self, what: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return self.cloud.call(f"look up {what}", fn)
-        except CloudError as e:
-            if e.code in ("unauthorized", "token_readonly", "401"):
-                raise PreflightError(
-                    f"the API rejected the token in ${self.config.token_env} ({e.code}); check it belongs to the project"
-                ) from e
-            raise
+        return self.cloud.call(f"look up {what}", fn)  # a refused token: CredentialsError, exit 2
 
 
 def caph_matches(cloud: Cloud, name: str, arch: str, exclude: int | None = None, *, by_name: bool = True) -> list[int]:

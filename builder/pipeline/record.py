@@ -35,11 +35,8 @@ class BuildResult:
     unanswered_create: bool = False
 
 
-def late_create_note(build_id: str) -> str:
-    return (
-        "an API create never got its answer and may still appear after cleanup; "
-        f"`capi-image gc --build-id {build_id}` removes it"
-    )
+def late_create_note(gc_command: str) -> str:
+    return f"an API create never got its answer and may still appear after cleanup; `{gc_command}` removes it"
 
 
 @dataclass
@@ -77,7 +74,7 @@ def manifest_document(
         "cleanup": (
             f"incomplete: {logmod.scrub(str(cleanup_error))}"
             if cleanup_error is not None
-            else f"complete; {late_create_note(build_id)}"
+            else f"complete; {late_create_note(config.gc_command(build_id))}"
             if result.unanswered_create
             else "complete"
         ),

@@ -9,7 +9,7 @@ from .plan import Rollout
 
 
 # ---------------------------------------------------------------------------- the API check
-def check_resolution(cloud: Cloud, rollout: Rollout) -> dict[str, int]:
+def check_resolution(cloud: Cloud, rollout: Rollout, *, allow_partial: bool = False) -> dict[str, int]:
     """Resolve the imageName under CAPH's rule for each server type the new templates use:
     exactly one image of that type's architecture, available, and (if the build said so) the
     snapshot the build published. Returns the image id per server type."""
@@ -54,6 +54,12 @@ def check_resolution(cloud: Cloud, rollout: Rollout) -> dict[str, int]:
             )
         stype = what.removeprefix("server type ")
         image = found[0]
+        recipe = (image.labels or {}).get("recipe", "full")
+        if recipe != "full" and not allow_partial:
+            raise ManifestError(
+                f"image {image.id} ('{name}') was built with --recipe {recipe} (the lifecycle only, no Kubernetes): "
+                "not a node image; roll out an image of the full recipe (--allow-partial-recipe to test a rollout)"
+            )
         if image.status != "available":
             raise ManifestError(f"image {image.id} for imageName '{name}' is {image.status}, not available yet")
         if rollout.image.snapshot_id is not None and image.id != rollout.image.snapshot_id:

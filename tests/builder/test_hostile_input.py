@@ -119,7 +119,7 @@ def test_an_empty_image_name_is_refused(tmp_path: Path) -> None:
     [
         (["--build-id", ""], "--build-id '' cannot label resources"),
         (["--build-id", "a b"], "--build-id 'a b' cannot label resources"),
-        (["--manifest", "/proc/nope/m.json"], "--manifest /proc/nope/m.json: its directory cannot be made"),
+        (["--manifest", "/proc/nope/m.json"], "--manifest /proc/nope/m.json: cannot write in /proc/nope"),
         (["--manifest", "."], "--manifest . is a directory"),
     ],
     ids=["empty-id", "spaced-id", "unwritable-manifest", "directory-manifest"],

@@ -99,7 +99,7 @@ CASES = [
         "cx23 in ash: not offered there",
     ),
     ("versions", STUB_PROJECT.replace(str(VERSIONS), "/nonexistent/k8s.json"), "good-token", "does not exist"),
-    ("wrong-token", STUB_PROJECT, "bad-token", "rejected the token in $HCLOUD_TOKEN"),
+    ("wrong-token", STUB_PROJECT, "bad-token", "the API rejected the token (unauthorized"),
 ]
 
 
@@ -126,7 +126,7 @@ def test_missing_token_for_a_real_endpoint(tmp_path: Path) -> None:
 
 
 def test_unknown_project_lists_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"no project 'nope'.*known: local"):
+    with pytest.raises(ConfigError, match=r"no project 'nope'.*known in .*: local"):
         load_project("nope")
 
 

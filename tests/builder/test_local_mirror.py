@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from builder.config import CONFIG_DIR, REPO_ROOT
+from builder.config import REPO_ROOT, config_dir
 from builder.localmirror import MirrorUnavailableError, lookup
 from localcloud.artifacts import MirrorError, mirror_metadata, mirror_root, populate_mirror
 from localcloud.server import LocalCloud
@@ -26,8 +26,8 @@ from ..buildkit import BUILD_TIMES, STUB_PROJECT, VERSIONS, build_command, run_c
 from ..conftest import require_mirror
 from ..localclouds import LocalClouds
 
-LOCAL_VARS = CONFIG_DIR / "vars" / "k8s-1.31-localcloud.json"
-DEBIAN12_VARS = CONFIG_DIR / "vars" / "k8s-1.31-localcloud-debian12.json"
+LOCAL_VARS = config_dir() / "vars" / "k8s-1.31-localcloud.json"
+DEBIAN12_VARS = config_dir() / "vars" / "k8s-1.31-localcloud-debian12.json"
 MIRRORED = STUB_PROJECT.replace("os: ubuntu-2404", "os: debian-13").replace(str(VERSIONS), str(LOCAL_VARS)) + (
     "provision:\n  artifacts:\n    mirror: localcloud\n  registry_mirror:\n    url: localcloud\n"
 )

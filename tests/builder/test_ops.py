@@ -53,9 +53,10 @@ def test_create_image_action_error_with_a_good_snapshot_succeeds(lc: LocalCloud,
 
 
 def test_keep_on_failure_keeps_the_server_and_says_how_to_reach_it(
-    lc: LocalCloud, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lc: LocalCloud, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lc.admin().add_fault(method="POST", path=r"/actions/create_image$", kind="action_error")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
     class Terminal(io.StringIO):  # a stand-in for /dev/tty that keeps what was written
         def close(self) -> None:
@@ -66,9 +67,10 @@ def test_keep_on_failure_keeps_the_server_and_says_how_to_reach_it(
     assert out.error is not None
     printed = capsys.readouterr().out
     assert "ssh -i" in printed and "key passphrase: shown on the terminal only" in printed
-    assert f"capi-image gc --build-id {out.build_id}" in printed
+    assert f"capi-image gc --project test --build-id {out.build_id} --older-than 0s" in printed
     assert leftovers(lc)["servers"] == [f"capi-image-{out.build_id}"]
-    key_file = tmp_path / f"{out.build_id}-debug" / "id_ed25519"
+    # in the user's state directory, not the working directory a CI job may upload
+    key_file = tmp_path / "state" / "capi-image" / "debug" / out.build_id / "id_ed25519"
     assert key_file.stat().st_mode & 0o777 == 0o600
     passphrase = tty.seen.split("key passphrase: ")[1].split(")")[0]
     assert passphrase not in printed
@@ -79,6 +81,28 @@ def test_keep_on_failure_keeps_the_server_and_says_how_to_reach_it(
     client, counter = make_client("t", lc.endpoint)
     report = collect(Cloud(client, counter, FAST_RETRY), dt.timedelta(0), build_id=out.build_id)
     assert report.failed == []
+    assert leftovers(lc) == NO_LEAKS
+
+
+def test_keep_on_failure_without_a_terminal_leaves_the_passphrase_to_this_user_only(
+    lc: LocalCloud, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In CI there is no terminal: before, the passphrase was never shown and the kept server
+    could not be reached. Now it is in a file only this user can read, never in the output."""
+    lc.admin().add_fault(method="POST", path=r"/actions/create_image$", kind="action_error")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    out = run_build(lc, project(lc.endpoint), tmp_path, keep_on_failure=True, terminal=lambda: None)
+    assert out.error is not None
+    printed = capsys.readouterr().out
+    folder = tmp_path / "state" / "capi-image" / "debug" / out.build_id
+    secret = folder / "passphrase"
+    assert f"key passphrase: in {secret}, readable by this user only" in printed
+    assert secret.stat().st_mode & 0o777 == 0o600 and folder.stat().st_mode & 0o777 == 0o700
+    passphrase = secret.read_text().strip()
+    assert passphrase and passphrase not in printed
+    paramiko.Ed25519Key.from_private_key_file(str(folder / "id_ed25519"), password=passphrase)
+    client, counter = make_client("t", lc.endpoint)
+    assert collect(Cloud(client, counter, FAST_RETRY), dt.timedelta(0), build_id=out.build_id).failed == []
     assert leftovers(lc) == NO_LEAKS
 
 
@@ -93,7 +117,14 @@ def test_gc_reads_every_page_and_spares_other_resources(lc: LocalCloud) -> None:
     client.ssh_keys.create(name="someone-elses", public_key=KeyPair.generate().public_openssh)
     api, counter = make_client("t", lc.endpoint)
     dry = collect(Cloud(api, counter, FAST_RETRY), dt.timedelta(0), dry_run=True)
-    assert len(dry.deleted) == 57
+    assert len(dry.having("would delete")) == 57 and dry.deleted == []
+    assert {i.kind for i in dry.items} == {"SSH key"} and dry.items[0].as_dict().keys() == {
+        "kind",
+        "id",
+        "name",
+        "action",
+        "reason",
+    }
     assert len(client.ssh_keys.get_all()) == 58
     report = collect(Cloud(api, counter, FAST_RETRY), dt.timedelta(0))
     assert len(report.deleted) == 57
@@ -154,15 +185,3 @@ def test_an_action_stuck_at_99_percent_is_not_hammered() -> None:
     cloud = Cloud(client, RequestCounter(), Retry(attempts=1), poll_initial=0.5)
     assert cloud.wait_action("start server", 1, deadline=30)["status"] == "success"
     assert len(looks) <= 6, [round(t, 2) for t in looks]  # the 0.2 s floor would take ~12
-
-
-def test_keep_on_failure_without_a_terminal_shows_no_passphrase(
-    lc: LocalCloud, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    lc.admin().add_fault(method="POST", path=r"/actions/create_image$", kind="action_error")
-    out = run_build(lc, project(lc.endpoint), tmp_path, keep_on_failure=True, terminal=lambda: None)
-    printed = capsys.readouterr().out
-    assert "key passphrase: not shown: no terminal" in printed
-    client, counter = make_client("t", lc.endpoint)
-    assert collect(Cloud(client, counter, FAST_RETRY), dt.timedelta(0), build_id=out.build_id).failed == []
-    assert leftovers(lc) == NO_LEAKS

@@ -109,3 +109,13 @@ def test_rolling_back_to_the_stock_image_reuses_the_original_template(built: Bui
     assert docs((tree / "bases/hcloud-kcp-ubuntu.yaml").read_text()) == docs(
         (CAPH_UPSTREAM / TREES["v1beta1"] / "bases/hcloud-kcp-ubuntu.yaml").read_text()
     )
+
+
+def test_a_partial_recipe_image_is_refused(built: Built, tmp_path: Path) -> None:
+    """Before: an image of ``--recipe minimal`` (no Kubernetes) had a production-looking name
+    and no recipe label, and manifests rolled it into clusters."""
+    assert built.name.endswith("-minimal"), built.name
+    r = manifests(built, "--from", str(built.manifest), partial_ok=False)
+    assert r.returncode == 2
+    line = r.stderr.strip().splitlines()[-1]
+    assert "was built with --recipe minimal" in line and "not a node image" in line

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from builder.config import CONFIG_DIR, REPO_ROOT, load_project
+from builder.config import REPO_ROOT, config_dir, load_project
 from localcloud.api.registry import PULL_LOG
 from localcloud.server import LocalCloud, Settings
 
@@ -41,12 +41,12 @@ def local_config(tmp_path: Path) -> Path:
     """The shipped config, with localcloud's state in tmp_path instead of the checkout."""
     config = tmp_path / "config"
     (config / "projects").mkdir(parents=True)
-    text = (CONFIG_DIR / "projects" / "local.yaml").read_text()
+    text = (config_dir() / "projects" / "local.yaml").read_text()
     assert "state_dir: .state/localcloud" in text
     text = text.replace("state_dir: .state/localcloud", f"state_dir: {tmp_path / 'state'}")
     (config / "projects" / "local.yaml").write_text(text)
     (config / "vars").mkdir()
-    for var_file in (CONFIG_DIR / "vars").glob("*.json"):
+    for var_file in (config_dir() / "vars").glob("*.json"):
         (config / "vars" / var_file.name).write_text(var_file.read_text())
     return config
 

@@ -16,7 +16,7 @@ import typer
 from ruamel.yaml import YAML
 
 from builder.cli import app
-from builder.config import CONFIG_DIR, load_project
+from builder.config import config_dir, load_project
 from builder.ops.matrix import expand
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +81,7 @@ def test_every_capi_image_call_uses_real_options() -> None:
 def test_projects_environments_and_secrets() -> None:
     projects = sorted(
         p.stem
-        for p in (CONFIG_DIR / "projects").glob("*.yaml")
+        for p in (config_dir() / "projects").glob("*.yaml")
         if p.stem != "local" and not p.stem.startswith("local-")
     )
     build, nightly = load("build.yml"), load("nightly.yml")
