@@ -130,13 +130,15 @@ def _override(config: ProjectConfig, option: str, field: str, value: object) -> 
     """The project with one setting replaced from the command line, validated as the file is."""
     if value is None:
         return config
+    if field == "versions":  # a path from the working directory, said as the user wrote it
+        if not Path(str(value)).is_file():
+            raise InputError(f"{option} {value} does not exist")
+        value = Path(str(value)).resolve()
     try:
         overridden = ProjectConfig.model_validate({**config.model_dump(), field: str(value)})
     except ValidationError as e:
         raise InputError(f"{option}: {validation_lines(e)[0].split(': ', 1)[1]}") from e
     overridden._root, overridden._ref = config._root, config._ref
-    if field == "versions" and not Path(str(value)).is_file():
-        raise InputError(f"{option} {value} does not exist")
     return overridden
 
 
@@ -193,7 +195,7 @@ def build(
     config = load_project(project)
     config = _override(config, "--os", "os", os_profile)
     config = _override(config, "--recipe", "recipe", recipe)
-    config = _override(config, "--var-file", "versions", var_file and var_file.resolve())
+    config = _override(config, "--var-file", "versions", var_file)
     if matrix:
         from .ops.matrix import build_all
 
@@ -283,7 +285,7 @@ def plan(
 
     from .planning import plan_document, plan_text
 
-    config = _override(load_project(project), "--var-file", "versions", var_file and var_file.resolve())
+    config = _override(load_project(project), "--var-file", "versions", var_file)
     doc = logmod.scrub(plan_document(config, build_id="<build-id>", started=dt.datetime.now(dt.UTC)))
     print(
         json.dumps(doc, indent=1) if output is TextOrJson.json else plan_text(doc),
@@ -383,6 +385,9 @@ def manifests(
             if not label:
                 raise mf.ManifestError(f"image {image} is not published: it has no {CAPH_LABEL} label")
             ref = mf.ImageRef(name=label, snapshot_id=found.id)
+        elif image is not None:
+            # the name first: "resolves to nothing" says more than a missing server type
+            mf.check_name_exists(cloud, ref.name)
         if sources:
             rollout = mf.plan_rollout(ref, sources, roles, server_type)
         else:

@@ -156,7 +156,10 @@ class ApiBudget(Strict):
 class ProjectConfig(Strict):
     _root: Path | None = PrivateAttr(None)
     _ref: str | None = PrivateAttr(None)  # what -p was given: a name or a path
-    name: str = Field(description="the project name: labels, manifests, gc and prune scope")
+    name: str = Field(
+        description="the project name: manifests, logs, hints (default: the project file's name)",
+        json_schema_extra={"default_doc": "the file name"},
+    )
     endpoint: str | None = Field(
         None, description="API base URL; 'localcloud' starts the embedded one; default: Hetzner (or HCLOUD_ENDPOINT)"
     )

@@ -26,6 +26,9 @@ def _cell(text: str) -> str:
 
 
 def _default(field: FieldInfo) -> str:
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if "default_doc" in extra:  # filled in by the loader, not by the model
+        return str(extra["default_doc"])
     if field.is_required():
         return "required"
     if field.default_factory is not None:

@@ -34,7 +34,7 @@ def show(rows: list[dict[str, Any]], columns: Sequence[str], output: str, *, tit
     if sys.stdout.isatty():
         t = Table(title=title)
         for c in columns:
-            t.add_column(c)
+            t.add_column(c, overflow="fold")  # a name wraps, never ends in an ellipsis
         for line in cells:
             t.add_row(*line)
         console().print(t)

@@ -194,7 +194,7 @@ def register_image(
 
 
 @app.command("images")
-def images(cache_dir: Annotated[Path | None, typer.Option()] = None) -> None:
+def images(cache_dir: CacheDirOpt = None) -> None:
     """List the registered system images."""
     for img in ImageStore(cache_dir or default_cache_dir()).list():
         boot = "direct kernel" if img.kernel_path else "bootloader"

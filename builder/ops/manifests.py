@@ -26,7 +26,7 @@ from ..rollout.component import keep_earlier_templates, kustomize_component, wri
 from ..rollout.model import ROLES, ImageRef, ManifestError, Role, image_from_build_manifest, new_template_name
 from ..rollout.output import edited_files
 from ..rollout.plan import Rollout, fresh_templates, plan_rollout
-from ..rollout.resolve import check_resolution
+from ..rollout.resolve import check_name_exists, check_resolution
 from ..rollout.sources import Source, load_sources
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "ManifestError",
     "Role",
     "Rollout",
+    "check_name_exists",
     "check_resolution",
     "edited_files",
     "fresh_templates",

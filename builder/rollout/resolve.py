@@ -89,3 +89,16 @@ def _unknown_type(cloud: Cloud, rollout: Rollout, stype: str) -> str:
         f"server type '{stype}' (named by {whose}) does not exist in this project; "
         f"pass --server-type with one of: {offered}"
     )
+
+
+def check_name_exists(cloud: Cloud, name: str) -> None:
+    """``--image NAME``: some image of either architecture answers to it under CAPH's rule."""
+    found = cloud.call(
+        f"resolve imageName {name}",
+        lambda: [*caph_images(cloud.client, name, "x86"), *caph_images(cloud.client, name, "arm")],
+    )
+    if not found:
+        raise ManifestError(
+            f"imageName '{name}' resolves to no image in this project (label {CAPH_LABEL}={name}, or a system image "
+            "of that name): `capi-image images -p PROJECT` lists the published ones"
+        )

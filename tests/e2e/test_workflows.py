@@ -91,11 +91,20 @@ def test_projects_environments_and_secrets() -> None:
     assert nightly["on"]["schedule"][0]["cron"]
     for job, env_expr in ((build["jobs"]["build"], "inputs.project"), (nightly["jobs"]["rebuild"], "matrix.project")):
         assert job["environment"] == "${{ " + env_expr + " }}"
-        assert job["env"]["HCLOUD_TOKEN"] == "${{ secrets.HCLOUD_TOKEN }}"
-        assert job["env"]["CONTAINER_REGISTRY_URL"] == "${{ secrets.CONTAINER_REGISTRY_URL }}"
-        # Inputs reach the shell through env, never pasted into the script (injection).
+        # Secrets only on the steps that call the API (pip and third-party actions never see them)
+        assert not {"HCLOUD_TOKEN", "CONTAINER_REGISTRY_URL"} & set(job.get("env", {}))
         for step in job["steps"]:
+            # Inputs reach the shell through env, never pasted into the script (injection).
             assert "${{" not in step.get("run", ""), step
+            api = any(f"capi-image {c}" in step.get("run", "") for c in ("build", "manifests", "gc", "prune"))
+            assert (step.get("env", {}).get("HCLOUD_TOKEN") == "${{ secrets.HCLOUD_TOKEN }}") == api, step
+            if "capi-image build" in step.get("run", ""):
+                assert step["env"]["CONTAINER_REGISTRY_URL"] == "${{ secrets.CONTAINER_REGISTRY_URL }}"
+            elif "env" in step:
+                assert "CONTAINER_REGISTRY_URL" not in step["env"], step
+    # a failed build as well as a cancelled one leaves nothing (build.yml; nightly sweeps always)
+    [sweep] = [s for s in build["jobs"]["build"]["steps"] if "capi-image gc" in s.get("run", "")]
+    assert sweep["if"] == "failure() || cancelled()"
     for name in projects:  # what the nightly job builds: a valid matrix, checked offline
         variants = expand(load_project(name))
         assert variants and all(v.config.profile.name.startswith("ubuntu") for v in variants)
@@ -111,8 +120,21 @@ def test_ci_runs_the_tests_with_ci_visible() -> None:
     assert job["env"]["CI"] == "true"
     [test] = [s for s in job["steps"] if s.get("name") == "Test"]
     kept = test["run"].split("--preserve-env=", 1)[1].split()[0].split(",")
-    assert {"CI", "HCLOUD_OPENAPI_SPEC", "IMAGE_BUILDER_REFERENCE"} <= set(kept)
+    assert {"CI", "HCLOUD_OPENAPI_SPEC", "IMAGE_BUILDER_REFERENCE", "CAPH_UPSTREAM", "CAPH_CRD"} <= set(kept)
+    # the OpenAPI document is checked against the digest of the one the tests were written for
+    [spec] = [s for s in job["steps"] if "cloud.spec.json" in s.get("run", "")]
+    assert "sha256sum --check" in spec["run"] and len(job["env"]["HCLOUD_OPENAPI_SHA256"]) == 64
     # the reference the parity tests read is provided, at upstream's tag
     [ref] = [s for s in job["steps"] if s.get("with", {}).get("repository") == "kubernetes-sigs/image-builder"]
     assert ref["with"]["ref"] == "v0.1.48"
     assert job["env"]["IMAGE_BUILDER_REFERENCE"].endswith(ref["with"]["path"] + "/images/capi")
+
+
+def test_actions_are_pinned_by_commit() -> None:
+    """A tag can be moved to other code; a commit cannot. The tag stays readable in a comment."""
+    for wf in WORKFLOWS:
+        for line in wf.read_text().splitlines():
+            if "uses:" in line:
+                ref = line.split("uses:", 1)[1].split("#")[0].strip()
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), f"{wf.name}: {line.strip()}"
+                assert re.search(r"#\s*v\d", line), f"{wf.name}: no tag comment: {line.strip()}"
