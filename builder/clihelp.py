@@ -91,6 +91,17 @@ COMMANDS: dict[str, tuple[str, str, list[str]]] = {
             "--kustomize rollout/",
         ],
     ),
+    "diff": (
+        "What changed between two images.",
+        "Packages added, removed, upgraded and downgraded (Debian version order), binaries and "
+        "pre-pulled images changed, labels changed. Each side is a build manifest, a CycloneDX "
+        "SBOM, or with -p a snapshot id or caph-image-name (its SBOM found by label in --sbom-dir). "
+        "-o markdown for pull requests and job summaries.",
+        [
+            "capi-image diff dist/build-a1b2c3d4.json dist/build-e5f6a7b8.json",
+            "capi-image diff -p prod k8s-v1.31.4-ubuntu-2404-x86-20261130 dist/build.json -o markdown",
+        ],
+    ),
     "summary": (
         "Markdown report of builds.",
         "For $GITHUB_STEP_SUMMARY: images, status and the manifests snippet of build manifests or matrix summaries.",

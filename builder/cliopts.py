@@ -51,6 +51,21 @@ class TextOrJson(enum.StrEnum):
     json = "json"
 
 
+class OsProfile(enum.StrEnum):
+    """provision.profiles.PROFILES as a choice (a test holds the two equal)."""
+
+    ubuntu_2404 = "ubuntu-2404"
+    ubuntu_2204 = "ubuntu-2204"
+    debian_12 = "debian-12"
+    debian_13 = "debian-13"
+
+
+class DiffFormat(enum.StrEnum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
 class Recipe(enum.StrEnum):
     full = "full"
     minimal = "minimal"

@@ -10,6 +10,7 @@ something first looks the resource up by its ``build-id`` label before re-sendin
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,9 +42,19 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError)
 
 
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
 def describe(exc: BaseException) -> str:
+    """One readable line: the API's code and message, or for a connection failure its reason
+    (``Connection refused``), not urllib3's nested repr."""
     if isinstance(exc, APIException):
         return f"{exc.code}: {exc.message}"
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+        found = _ERRNO.search(str(exc))
+        reason = found.group(1).strip() if found else "no answer" if isinstance(exc, requests.Timeout) else None
+        if reason:
+            return f"{type(exc).__name__}: {reason}"
     return f"{type(exc).__name__}: {exc}"
 
 

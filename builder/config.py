@@ -52,7 +52,7 @@ RESERVED_LABELS = frozenset(
     {
         "caph-image-name", "created-by", "build-id", "role", "capi-image-version", "os", "arch", "build_date",
         "build_timestamp", "creationTimestamp", "distribution", "distribution_release", "distribution_version",
-        "image_builder_version", "kubernetes_version", "recipe",
+        "image_builder_version", "kubernetes_version", "recipe", "sbom-sha256", "sbom-content",
     }
 )  # fmt: skip
 DEFAULT_IMAGE_NAME = "cluster-api-{build_name}-{kubernetes_semver}-{build_timestamp}"

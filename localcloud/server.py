@@ -196,6 +196,13 @@ class AdminClient:
         r.raise_for_status()
         return r.text
 
+    def answer(self, match: str, stdout: str) -> None:
+        """Stub backend: commands matching ``match`` print ``stdout`` (the newest match wins)."""
+        self.http.post("/stub/answers", json={"match": match, "stdout": stdout}).raise_for_status()
+
+    def clear_answers(self) -> None:
+        self.http.delete("/stub/answers").raise_for_status()
+
     def set_placement(self, server_type: str, location: str, **fields: Any) -> None:
         """e.g. ``refuse="resource_unavailable"``, ``available=False``,
         ``deprecation={"announced": ..., "unavailable_after": ...}``."""

@@ -60,7 +60,7 @@ class VariantResult:
     @property
     def status(self) -> str:
         if self.result is not None:
-            return "published"
+            return "unchanged" if self.result.unchanged else "published"
         if isinstance(self.error, CleanupIncompleteError):
             return "cleanup incomplete"
         if isinstance(self.error, Interrupted):
@@ -195,6 +195,8 @@ def summary_doc(outcome: MatrixOutcome, budget: RequestBudget, started: dt.datet
                 "build_id": r.build_id,
                 "snapshot_id": r.result.image_id if r.result else None,
                 "caph-image-name": r.result.image_name if r.result else None,
+                "unchanged": bool(r.result and r.result.unchanged),
+                "sbom": (r.result.manifest.get("sbom") or {}).get("path") if r.result else None,
                 "error": logmod.scrub(str(r.error)) if r.error is not None else None,
                 "seconds": r.seconds,
                 "manifest": str(r.manifest) if r.manifest else None,
@@ -205,7 +207,13 @@ def summary_doc(outcome: MatrixOutcome, budget: RequestBudget, started: dt.datet
 
 
 def build_all(
-    config: ProjectConfig, manifest: Path | None, parallel: int | None, *, keep_on_failure: bool, boot_test: bool | None
+    config: ProjectConfig,
+    manifest: Path | None,
+    parallel: int | None,
+    *,
+    keep_on_failure: bool,
+    boot_test: bool | None,
+    skip_unchanged: bool = False,
 ) -> None:
     """``capi-image build --matrix``: every variant, a table on stderr, the summary as JSON on
     stdout and in ``manifest`` (default dist/matrix-<time>.json). Raises by the worst outcome:
@@ -222,7 +230,7 @@ def build_all(
     guard = SignalGuard()
     with guard.installed(), target(config) as tgt:  # the CLI's set-up: target() redacts, connect() per build
         make = factory(tgt.endpoint, tgt.token, summary_path.parent, keep_on_failure=keep_on_failure,
-                       boot_test=boot_test)  # fmt: skip
+                       boot_test=boot_test, skip_unchanged=skip_unchanged)  # fmt: skip
         outcome = run(variants, make, parallel=workers, budget=budget, guard=guard)
     doc = summary_doc(outcome, budget, started)
     summary_path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,5 +249,5 @@ def build_all(
         raise CleanupIncompleteError(f"a build could not delete everything it created: run {config.gc_command()}")
     if outcome.interrupted is not None:
         raise outcome.interrupted
-    if statuses != {"published"}:
+    if not statuses <= {"published", "unchanged"}:
         raise FailedError("some builds failed: see the table; the others are published")

@@ -10,18 +10,21 @@ the process lost track of it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from types import MappingProxyType
+from typing import Any, TextIO
 
 import structlog
 
 from provision.bootcheck import boot_checks
 from provision.plan import Step
 
+from .. import __version__
 from .. import log as logmod
 from ..caph import CAPH_LABEL
 from ..cloud import Cloud
@@ -31,6 +34,8 @@ from ..interrupts import Interrupted, SignalGuard, StopSignal
 from ..keys import KeyPair, host_key_user_data
 from ..placement import Placements
 from ..resources import CREATED_BY, Resources
+from ..sbom import document, inventory
+from ..sbom import record as sbom_record
 from ..ssh import Session
 from . import record
 from .cleanup import KeepForDebugging, Tracked, clean_up, controlling_terminal, debug_dir
@@ -57,6 +62,7 @@ class Build:
         manifest_path: Path | None = None,
         guard: SignalGuard | None = None,
         boot_test: bool | None = None,
+        skip_unchanged: bool = False,
         on_phase: Callable[[str, str], None] | None = None,
         stop: StopSignal | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
@@ -77,6 +83,8 @@ class Build:
         self.started = now().replace(microsecond=0)
         self.terminal = terminal or controlling_terminal
         self.boot_test_enabled = config.boot_test if boot_test is None else boot_test
+        self.skip_unchanged = skip_unchanged
+        self.current: Any = None  # with skip_unchanged: the published image this one equals
         # the project's labels too: gc and images of one project never see another's
         self.res = Resources(
             cloud, config.timeouts, {**config.labels, "created-by": CREATED_BY, "build-id": self.build_id}
@@ -161,7 +169,11 @@ class Build:
                     self.log.error("cleanup.incomplete", error=logmod.scrub(str(e)))
                 if self.tracked.published and self.spec is not None:
                     result.image_id, result.image_name = self.tracked.image_id, self.spec.name
-                result.labels = self.image.published_labels if result.ok else {}
+                    result.labels = self.image.published_labels
+                elif result.ok and self.current is not None:  # unchanged: the current image stands
+                    result.unchanged = True
+                    result.image_id, result.image_name = self.current.id, self.current.labels[CAPH_LABEL]
+                    result.labels = dict(self.current.labels)
                 result.unanswered_create = self.unanswered
                 result.manifest = self.write_manifest(result, cleanup_error)
             structlog.contextvars.unbind_contextvars("build_id")
@@ -216,6 +228,36 @@ class Build:
         self.measured.steps = self.session.run_plan(self.image.plan, timeout=self.config.timeouts.step)
         used = self.session.run("df -B1 --output=used / | tail -n 1", step="measure").strip()
         self.measured.root_used_bytes = int(used) if used.isdigit() else None
+
+    def sbom(self) -> None:
+        """What the node holds, as a CycloneDX document beside the manifest; its digests label
+        the snapshot. With ``skip_unchanged``: the newest published image of the family that
+        holds the same (then nothing is snapshotted or published)."""
+        assert self.session is not None
+        output = self.session.run(inventory.COMMAND, step="sbom", timeout=self.config.timeouts.step)
+        versions = {k: str(v) for k, v in self.image.versions.model_dump().items() if v is not None}
+        found = sbom_record.write(
+            output, plan=self.image.plan, versions=versions, path=sbom_record.sbom_path(self.manifest_path),
+            image_name=self.image.name, build_id=self.build_id, created=self.started, tool_version=__version__,
+        )  # fmt: skip
+        self.measured.sbom = found.as_dict()
+        self.spec = dataclasses.replace(self.image, labels=MappingProxyType({**self.image.labels, **found.labels}))
+        self.log.info("sbom.written", path=str(found.path), packages=found.packages, content=found.content_sha256[:12])
+        if self.skip_unchanged:
+            current = sbom_record.current_image(self.cloud, self.config.labels, dict(self.image.labels))
+            content = (current.labels or {}).get(document.LABEL_CONTENT) if current is not None else None
+            if current is not None:  # what a rollout diffs against (the nightly's pull request)
+                labels = current.labels or {}
+                self.measured.sbom["compared_with"] = {
+                    "snapshot_id": current.id, "caph_image_name": labels.get(CAPH_LABEL), "sbom_sha256": labels.get(document.LABEL_FILE),
+                }  # fmt: skip
+            if current is not None and content == found.labels[document.LABEL_CONTENT]:
+                self.current = current
+                self.log.info("image.unchanged", image_id=current.id, caph_image_name=current.labels[CAPH_LABEL])
+
+    @property
+    def changed(self) -> bool:
+        return self.current is None
 
     def shutdown(self) -> None:
         assert self.tracked.server_id is not None

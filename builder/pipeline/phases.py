@@ -49,13 +49,26 @@ STEPS: tuple[Phase, ...] = (
     ),
     Phase("ssh", Build.wait_for_ssh, "SSH with the host key pinned through user data; `cloud-init status --wait`"),
     Phase("provision", Build.provision, "runs the plan step by step"),
-    Phase("shutdown", Build.shutdown, "ACPI shutdown, power off after `timeouts.shutdown`"),
+    Phase(
+        "sbom",
+        Build.sbom,
+        "reads packages, binaries, images, kernel (read-only); writes the CycloneDX SBOM beside the manifest; "
+        "`--skip-unchanged`: finds the published image of the family holding the same",
+        "the SBOM file (kept: it describes the snapshot)",
+    ),
+    Phase(
+        "shutdown",
+        Build.shutdown,
+        "ACPI shutdown, power off after `timeouts.shutdown` (skipped when unchanged)",
+        when=lambda b: b.changed,
+    ),
     Phase(
         "snapshot",
         Build.snapshot,
         "`create_image`, waits until available",
         "snapshot (build labels, no `caph-image-name`)",
         "cleanup unless published: `Resources.delete_image`",
+        when=lambda b: b.changed,
     ),
     Phase(
         "boot-test",
@@ -63,13 +76,14 @@ STEPS: tuple[Phase, ...] = (
         "boots a server from the snapshot with a fresh key, runs the boot checks, deletes it",
         "SSH key + server (`role=boot-test`)",
         "the phase itself; cleanup as a net",
-        when=lambda b: b.boot_test_enabled,
+        when=lambda b: b.boot_test_enabled and b.changed,
     ),
     Phase(
         "publish",
         Build.publish,
         "re-checks the CAPH name, adds `caph-image-name`",
         undone_by="never undone: a published image is the product",
+        when=lambda b: b.changed,
     ),
 )
 CLEANUP = Phase(

@@ -33,6 +33,9 @@ class BuildResult:
     manifest: dict[str, Any] = field(default_factory=dict)
     # A create never got its answer: cleanup watched for it, but it may still appear later.
     unanswered_create: bool = False
+    # build --skip-unchanged found the newest published image of the family holds the same:
+    # image_id/image_name are that image's, nothing new was published
+    unchanged: bool = False
 
 
 def late_create_note(gc_command: str) -> str:
@@ -50,6 +53,7 @@ class Measurements:
     root_used_bytes: int | None = None
     image_size_gb: float | None = None
     steps: list[StepTiming] = field(default_factory=list)
+    sbom: dict[str, Any] | None = None  # SbomRecord.as_dict()
 
 
 def manifest_document(
@@ -87,6 +91,8 @@ def manifest_document(
         "description": spec.name if result.ok and spec else None,
         "caph_image_name": result.image_name,
         "labels": result.labels,
+        "unchanged": result.unchanged,
+        "sbom": measured.sbom,
         "image_size_gb": measured.image_size_gb,
         "root_used_bytes": measured.root_used_bytes,
         "versions": spec.versions.model_dump() if spec else None,
@@ -113,6 +119,7 @@ def result_line(result: BuildResult, manifest: Path) -> dict[str, Any]:
         CAPH_LABEL: result.image_name,
         "manifest": str(manifest),
         "unanswered_create": result.unanswered_create,
+        "unchanged": result.unchanged,
     }
 
 

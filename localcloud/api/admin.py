@@ -3,6 +3,8 @@ log, state, reset, stand-in SSH logs, serial consoles, and the artifact mirror."
 
 from __future__ import annotations
 
+import json
+import re
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -12,6 +14,7 @@ from starlette.routing import Route
 
 from ..artifacts import mirror_info
 from ..faults import FaultSpec
+from ..machines.stub import StubAnswer
 from ..placement import Placement
 
 if TYPE_CHECKING:
@@ -130,7 +133,30 @@ async def admin_clear_placement(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def admin_add_stub_answer(request: Request) -> Response:
+    """Stub backend: commands matching ``match`` (a regular expression) print ``stdout``."""
+    answers = getattr(_state(request).backend.driver, "answers", None)
+    if answers is None:
+        return _not_found("canned answers exist only on the stub backend")
+    body = json.loads(await request.body() or b"{}")
+    try:
+        re.compile(str(body["match"]))
+        answers.insert(0, StubAnswer(str(body["match"]), str(body.get("stdout", ""))))
+    except (KeyError, re.error) as e:
+        return JSONResponse({"error": {"code": "invalid_input", "message": str(e), "details": None}}, status_code=422)
+    return JSONResponse({"answers": len(answers)}, status_code=201)
+
+
+async def admin_clear_stub_answers(request: Request) -> Response:
+    answers = getattr(_state(request).backend.driver, "answers", None)
+    if answers is not None:
+        answers.clear()
+    return Response(status_code=204)
+
+
 ADMIN_ROUTES = [
+    Route("/stub/answers", admin_add_stub_answer, methods=["POST"]),
+    Route("/stub/answers", admin_clear_stub_answers, methods=["DELETE"]),
     Route("/placement", admin_set_placement, methods=["PUT"]),
     Route("/placement", admin_clear_placement, methods=["DELETE"]),
     Route("/faults", admin_list_faults, methods=["GET"]),

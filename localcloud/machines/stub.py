@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import re
 import socket
 import threading
 import time
@@ -89,11 +90,22 @@ class _StubMachine:
     power_off_timer: asyncio.TimerHandle | None = None
 
 
+@dataclass(frozen=True)
+class StubAnswer:
+    """Commands matching ``match`` (a regular expression, searched) print ``stdout``."""
+
+    match: str
+    stdout: str
+
+
 class _Interface(paramiko.ServerInterface):
-    def __init__(self, machine: _StubMachine, on_command: Any, command_seconds: float) -> None:
+    def __init__(
+        self, machine: _StubMachine, on_command: Any, command_seconds: float, answers: list[StubAnswer]
+    ) -> None:
         self.machine = machine
         self.on_command = on_command
         self.command_seconds = command_seconds
+        self.answers = answers
         self.user = ""
 
     def get_allowed_auths(self, username: str) -> str:
@@ -135,6 +147,10 @@ class _Interface(paramiko.ServerInterface):
         if self.command_seconds > 0:
             time.sleep(self.command_seconds)
         try:
+            # a canned answer (the admin API's /stub/answers), else nothing: the stand-in's rule
+            answer = next((a for a in self.answers if re.search(a.match, command)), None)
+            if answer is not None:
+                channel.sendall(answer.stdout.encode())
             channel.send_exit_status(0)
             channel.shutdown_write()
             channel.close()
@@ -155,6 +171,9 @@ class StubDriver:
         self.command_seconds = command_seconds
         self.ssh_port = ssh_port
         self.machines: dict[int, _StubMachine] = {}
+        # What a command matching a pattern prints (tests of code that reads a machine's answers,
+        # e.g. the SBOM's package list). Labelled stand-in output, set through the admin API.
+        self.answers: list[StubAnswer] = []
         self._power_off_cb: PowerOffCallback = lambda _sid: None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -218,7 +237,7 @@ class StubDriver:
             try:
                 t = paramiko.Transport(conn)
                 t.add_server_key(m.host_key)
-                t.start_server(server=_Interface(m, self._on_command, self.command_seconds))
+                t.start_server(server=_Interface(m, self._on_command, self.command_seconds, self.answers))
                 m.transports.append(t)
             except (paramiko.SSHException, EOFError, OSError):
                 conn.close()

@@ -16,7 +16,9 @@ import typer.main
 from typer.testing import CliRunner
 
 from builder.cli import app
+from builder.cliopts import OsProfile
 from localcloud.__main__ import app as localcloud_app
+from provision.profiles import PROFILES
 
 from ..buildkit import STUB_PROJECT, cli_env, project, run_build, stub_cloud, write_project
 
@@ -47,6 +49,10 @@ def test_localcloud_help_has_no_markup_and_describes_every_option(command: str) 
         if line.startswith("  --"):  # its description beside it, or (a long option) on the next line
             described = re.search(r"\S\s{2,}\S", line) or (i + 1 < len(lines) and lines[i + 1].startswith(" " * 10))
             assert described, line
+
+
+def test_the_os_choices_are_the_profiles() -> None:
+    assert [o.value for o in OsProfile] == list(PROFILES)
 
 
 def test_version() -> None:

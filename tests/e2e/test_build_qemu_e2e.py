@@ -21,13 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hcloud import Client
+from hcloud.images import Image as HImage
+from hcloud.server_types import ServerType
 
 from builder.config import REPO_ROOT, config_dir, load_project
+from builder.sbom import document
 from localcloud.api.registry import PULL_LOG
 from localcloud.server import LocalCloud, Settings
 
 from ..buildkit import leftovers, run_build, snapshots
-from ..conftest import qemu_pids, require_qemu
+from ..conftest import new_keypair, qemu_pids, require_qemu
+from ..vmssh import host_key_user_data, vm_run, vm_ssh
 
 pytestmark = pytest.mark.qemu
 
@@ -223,3 +228,44 @@ def test_a_failed_check_fails_the_build_by_name(
     assert out.manifest["cleanup"] == "complete"
     assert [s["id"] for s in snapshots(lc)] == before
     assert leftovers(lc) == {"servers": [], "ssh_keys": [], "unpublished": []}
+
+
+def test_the_sbom_is_what_a_server_from_the_snapshot_holds(
+    local_build: LocalBuild, cloud_on_that_state: LocalCloud
+) -> None:
+    """The SBOM beside the manifest validates; its package list is dpkg-query's on a server
+    booted from the snapshot, its binaries' sha256 are the files there."""
+    if local_build.returncode != 0:
+        pytest.fail(f"needs the local build's snapshot, whose build failed: {local_build.stderr[-2000:]}")
+    sbom_path = Path(local_build.manifest["sbom"]["path"])
+    assert sbom_path.parent == local_build.tmp and sbom_path.name.endswith(".cdx.json")
+    data = document.load(sbom_path.read_text(), str(sbom_path))
+    packages = {c["name"]: c["version"] for c in data["components"] if c["type"] == "library"}
+    binaries = {c["name"]: c["hashes"][0]["content"] for c in data["components"] if c["type"] == "file"}
+    images = {c["name"] for c in data["components"] if c["type"] == "container"}
+    assert len(packages) > 300 and binaries and {"kubelet", "kubeadm", "containerd"} & packages.keys()
+    assert any("/pause:" in i for i in images), images
+    client = Client(token="t", api_endpoint=cloud_on_that_state.endpoint, timeout=30)
+    login, host = new_keypair(), new_keypair()
+    key = client.ssh_keys.create(name="sbom-check", public_key=login.public_openssh)
+    created = client.servers.create(
+        name="sbom-check", server_type=ServerType(name="cpx22"),
+        image=HImage(id=local_build.manifest["snapshot_id"]), ssh_keys=[key], user_data=host_key_user_data(host),
+    )  # fmt: skip
+    try:
+        created.action.wait_until_finished(max_retries=600)
+        ssh = vm_ssh(client.servers.get_by_id(created.server.id), login, host, deadline=600)
+        try:
+            listed = vm_run(
+                ssh, "dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\n' | grep -E '^[ih]i'"
+            )
+            on_server = {c[1]: c[2] for c in (line.split("\t") for line in listed.splitlines()) if len(c) == 3}
+            hashed = vm_run(ssh, "sha256sum " + " ".join(sorted(binaries)))
+            files = {path: digest for digest, _, path in (line.partition("  ") for line in hashed.splitlines())}
+        finally:
+            ssh.close()
+    finally:
+        client.servers.delete(created.server)
+        client.ssh_keys.delete(key)
+    assert packages == on_server
+    assert binaries == files

@@ -8,18 +8,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import paramiko
 import pytest
 from hcloud import Client
 from hcloud.images import Image
 from hcloud.server_types import ServerType
-from hcloud.servers import BoundServer
 
 from localcloud.server import LocalCloud
 
-from ..conftest import TOKEN, KeyPair, new_keypair, qemu_pids, require_qemu
+from ..conftest import TOKEN, new_keypair, qemu_pids, require_qemu
 from ..localclouds import opened_localclouds
 from ..prereq import require
+from ..vmssh import host_key_user_data, vm_run, vm_ssh
 
 pytestmark = pytest.mark.qemu
 
@@ -29,51 +28,6 @@ def qemu_cloud(tmp_path: Path) -> Iterator[LocalCloud]:
     require_qemu()
     with opened_localclouds() as clouds:
         yield clouds.start(backend="qemu", state_dir=tmp_path / "state", action_times={"create_image": 0.5})
-
-
-def _host_key_user_data(host: KeyPair) -> str:
-    private = host.private_openssh().replace("\n", "\n    ")
-    return f"#cloud-config\nssh_keys:\n  ed25519_private: |\n    {private}\n  ed25519_public: {host.public_openssh}\n"
-
-
-def _ssh(server: BoundServer, key: KeyPair, host: KeyPair | None, deadline: float = 240) -> paramiko.SSHClient:
-    """Connect as root, verifying the host key when one was pinned; retry until the guest is up."""
-    ip = server.public_net.ipv4.ip
-    end = time.monotonic() + deadline
-    last: Exception | None = None
-    while time.monotonic() < end:
-        c = paramiko.SSHClient()
-        if host is not None:
-            c.get_host_keys().add(ip, "ssh-ed25519", host.paramiko_key())
-            c.set_missing_host_key_policy(paramiko.RejectPolicy())
-        else:
-            c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        try:
-            c.connect(
-                ip,
-                username="root",
-                pkey=key.paramiko_key(),
-                look_for_keys=False,
-                allow_agent=False,
-                timeout=10,
-                banner_timeout=30,
-            )
-            return c
-        except paramiko.BadHostKeyException:
-            raise
-        except (OSError, paramiko.SSHException) as e:
-            last = e
-            c.close()
-            time.sleep(3)
-    raise TimeoutError(f"no SSH to {ip} within {deadline}s: {last}")
-
-
-def _run(c: paramiko.SSHClient, cmd: str) -> str:
-    _, out, err = c.exec_command(cmd, timeout=300)
-    status = out.channel.recv_exit_status()
-    text = out.read().decode()
-    assert status == 0, f"{cmd}: exit {status}: {err.read().decode()}"
-    return text
 
 
 def _wait_status(client: Client, server_id: int, status: str, deadline: float = 120) -> None:
@@ -96,7 +50,7 @@ def test_vm_lifecycle_snapshot_and_boot_from_snapshot(qemu_cloud: LocalCloud, tm
         image=Image(name="debian-12"),
         location=None,
         ssh_keys=[ssh_key],
-        user_data=_host_key_user_data(host),
+        user_data=host_key_user_data(host),
     )
     created.action.wait_until_finished(max_retries=600)
     for a in created.next_actions:
@@ -104,12 +58,12 @@ def test_vm_lifecycle_snapshot_and_boot_from_snapshot(qemu_cloud: LocalCloud, tm
     server = client.servers.get_by_id(created.server.id)
     assert server.status == "running"
 
-    c = _ssh(server, key, host)  # the pinned host key from user_data is what the guest presents
+    c = vm_ssh(server, key, host)  # the pinned host key from user_data is what the guest presents
     try:
-        _run(c, "cloud-init status --wait || true")
-        assert _run(c, "cat /etc/hostname").strip() == "vm-one"
-        first_machine_id = _run(c, "cat /etc/machine-id").strip()
-        _run(c, "echo built-by-test > /root/marker && sync")
+        vm_run(c, "cloud-init status --wait || true")
+        assert vm_run(c, "cat /etc/hostname").strip() == "vm-one"
+        first_machine_id = vm_run(c, "cat /etc/machine-id").strip()
+        vm_run(c, "echo built-by-test > /root/marker && sync")
     finally:
         c.close()
 
@@ -132,11 +86,11 @@ def test_vm_lifecycle_snapshot_and_boot_from_snapshot(qemu_cloud: LocalCloud, tm
         a.wait_until_finished(max_retries=600)
     server2 = client.servers.get_by_id(created2.server.id)
     assert server2.public_net.ipv4.ip != server.public_net.ipv4.ip
-    c2 = _ssh(server2, key, None)
+    c2 = vm_ssh(server2, key, None)
     try:
-        assert _run(c2, "cat /root/marker").strip() == "built-by-test"
-        _run(c2, "cloud-init status --wait || true")
-        assert _run(c2, "cat /etc/hostname").strip() == "vm-two"
+        assert vm_run(c2, "cat /root/marker").strip() == "built-by-test"
+        vm_run(c2, "cloud-init status --wait || true")
+        assert vm_run(c2, "cat /etc/hostname").strip() == "vm-two"
     finally:
         c2.close()
     assert first_machine_id  # the boot-test of issue 4 compares identities; here: it booted
