@@ -208,6 +208,15 @@ class ProjectConfig(Strict):
     retention: Retention = Field(default_factory=Retention, description="what prune keeps")
     matrix: Matrix | None = Field(None, description="build --matrix: several images from this project")
     api_budget: ApiBudget = Field(default_factory=ApiBudget, description="the API request budget")
+    provenance_key: Path | None = Field(
+        None,
+        description="PEM private key (ed25519, ECDSA or RSA, unencrypted) that signs each image's in-toto provenance; "
+        "relative to the config directory; unsigned without",
+    )
+
+    def provenance_key_path(self) -> Path | None:
+        key = self.provenance_key
+        return None if key is None else key if key.is_absolute() else self.root / key
 
     @field_validator("os")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ import structlog
 from provision.bootcheck import boot_checks
 from provision.plan import Step
 
-from .. import __version__
+from .. import __version__, provenance
 from .. import log as logmod
 from ..caph import CAPH_LABEL
 from ..cloud import Cloud
@@ -321,6 +322,26 @@ class Build:
         self.tracked.published = True
         self.measured.image_size_gb = published.image_size or self.measured.image_size_gb
         self.log.info("snapshot.published", image_id=self.tracked.image_id, caph_image_name=spec.name)
+        self.write_provenance()
+
+    def write_provenance(self) -> None:
+        """The in-toto statement of the published snapshot, beside the manifest."""
+        if self.measured.sbom is None:
+            return
+        key = self.config.provenance_key_path()
+        doc = provenance.statement(
+            subject_name=Path(self.measured.sbom["path"]).name, subject_sha256=self.measured.sbom["sha256"],
+            image={"snapshot_id": self.tracked.image_id, CAPH_LABEL: self.image.name},
+            base_image={"id": self.image.base_image_id, "name": self.config.base_image},
+            var_file=self.config.versions_path(), plan=self.image.plan,
+            project={"project": self.config.name, "os": self.config.os, "recipe": self.config.recipe,
+                     "architecture": self.image.architecture, "image_name": self.config.image_name},
+            builder_id=f"capi-image@{__version__}", build_id=self.build_id, started=self.started,
+            finished=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        )  # fmt: skip
+        path = provenance.provenance_path(self.manifest_path)
+        path.write_text(json.dumps(provenance.envelope(doc, key), sort_keys=True) + "\n", encoding="utf-8")
+        self.measured.provenance = {"path": str(path), "signed": key is not None}
 
     def cleanup_phase(self) -> None:
         self.cleanup(failed=self.failed)

@@ -24,7 +24,7 @@ from provision.options import RecipeContext
 from provision.plan import Plan
 from provision.versions import IMAGE_BUILDER_VERSION, Versions, VersionsError, load_versions
 
-from .. import __version__, placement
+from .. import __version__, placement, provenance
 from ..caph import CAPH_LABEL, caph_images
 from ..cloud import Cloud
 from ..config import ConfigError, ProjectConfig
@@ -122,6 +122,12 @@ class Preflight:
             versions = load_versions(cfg.versions_path())
         except VersionsError as e:
             raise PreflightError(str(e)) from e
+        key = cfg.provenance_key_path()
+        if key is not None:
+            try:
+                provenance.signer(key)
+            except InputError as e:
+                raise PreflightError(str(e)) from e
         types, placements = self._placements()
         primary = types[0]
         arch = "arm" if primary.architecture == "arm" else "x86"

@@ -54,6 +54,7 @@ class Measurements:
     image_size_gb: float | None = None
     steps: list[StepTiming] = field(default_factory=list)
     sbom: dict[str, Any] | None = None  # SbomRecord.as_dict()
+    provenance: dict[str, Any] | None = None  # path, signed
 
 
 def manifest_document(
@@ -93,6 +94,7 @@ def manifest_document(
         "labels": result.labels,
         "unchanged": result.unchanged,
         "sbom": measured.sbom,
+        "provenance": measured.provenance,
         "image_size_gb": measured.image_size_gb,
         "root_used_bytes": measured.root_used_bytes,
         "versions": spec.versions.model_dump() if spec else None,

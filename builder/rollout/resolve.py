@@ -100,5 +100,5 @@ def check_name_exists(cloud: Cloud, name: str) -> None:
     if not found:
         raise ManifestError(
             f"imageName '{name}' resolves to no image in this project (label {CAPH_LABEL}={name}, or a system image "
-            "of that name): `capi-image images -p PROJECT` lists the published ones"
+            "of that name): CAPH would report ImageNotFound; `capi-image images -p PROJECT` lists the published ones"
         )

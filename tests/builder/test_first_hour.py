@@ -151,6 +151,10 @@ def test_config_mistakes_read_cleanly(lc: LocalCloud, tmp_path: Path) -> None:
         "--var-file nope.json does not exist",
     )
     one_line(cli(tmp_path, lc.endpoint, "prune", "-p", "p", "--yes", "--dry-run"), 2, "exclude each other")
+    write_project(tmp_path / "config", "p", STUB_PROJECT + "provenance_key: keys/missing.pem\n")
+    r = cli(tmp_path, lc.endpoint, "build", "-p", "p")
+    one_line(r, 2, "provenance_key", "missing.pem is not an unencrypted PEM private key")
+    assert "POST" not in " ".join(f"{x['method']}" for x in lc.admin().requests())  # found before any cost
 
 
 def test_manifests_for_an_image_that_is_not_there(lc: LocalCloud, tmp_path: Path) -> None:

@@ -193,7 +193,7 @@ def test_ambiguous_and_missing_image_names_are_rejected(built: Built, tmp_path: 
 
     r = manifests(built, "--image", "k8s-v1.31.4-nowhere", "--cluster", str(path))
     assert r.returncode == 2
-    assert "resolves to no image for x86" in r.stderr
+    assert "'k8s-v1.31.4-nowhere' resolves to no image in this project" in r.stderr
     assert "ImageNotFound" in r.stderr
 
     r = manifests(built, "--from", str(built.manifest), "--cluster", str(path), "--server-type", "cax11")

@@ -5,6 +5,8 @@ tests/e2e/test_build_qemu_e2e.py and compared there with dpkg-query on the snaps
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import subprocess
 import sys
@@ -12,11 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from securesystemslib.dsse import Envelope
+from securesystemslib.exceptions import VerificationError
+from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]
 
+from builder import provenance
 from builder.sbom import document
 from localcloud.server import LocalCloud
 
-from ..buildkit import STUB_PROJECT, cli_env, snapshots, stub_cloud, write_project
+from ..buildkit import STUB_PROJECT, VERSIONS, cli_env, snapshots, stub_cloud, write_project
 
 PAUSE = "sha256:" + "7" * 64
 CONTAINERD = "c" * 64
@@ -80,6 +88,8 @@ def test_every_build_writes_a_valid_sbom_its_snapshot_leads_back_to(lc: LocalClo
     assert image["version"] == PAUSE
     assert manifest["sbom"]["sha256"] == document.file_digest(text)
     assert (manifest["sbom"]["packages"], manifest["sbom"]["binaries"], manifest["sbom"]["images"]) == (3, 1, 1)
+    assert manifest["provenance"]["signed"] is False  # the project names no key
+    assert json.loads(Path(manifest["provenance"]["path"]).read_text())["signatures"] == []
     [snap] = snapshots(lc)
     assert snap["labels"][document.LABEL_FILE] == document.file_digest(text)[:32]
     assert snap["labels"][document.LABEL_CONTENT] == manifest["sbom"]["content_sha256"][:32]
@@ -127,3 +137,40 @@ def test_skip_unchanged_publishes_only_a_change(lc: LocalCloud, tmp_path: Path) 
     _, changed = build(lc, tmp_path, "changed", "--skip-unchanged")
     assert changed["unchanged"] is False and changed["snapshot_id"] != first["snapshot_id"]
     assert len(snapshots(lc)) == 2
+
+
+def test_a_published_image_has_its_provenance_signed_with_the_projects_key(lc: LocalCloud, tmp_path: Path) -> None:
+    """An in-toto statement (SLSA provenance v1) in a DSSE envelope beside the manifest: the SBOM
+    as subject, the base image, var file and downloads as inputs; signed with the project's key
+    (verified here with its public half), unsigned without one."""
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "provenance.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    write_project(
+        tmp_path / "config",
+        "p",
+        STUB_PROJECT + 'image_name: "k8s-{kubernetes_semver}-{os}-{build_id}"\nprovenance_key: provenance.pem\n',
+    )
+    lc.admin().answer(r"### packages", canned())
+    _, line = build(lc, tmp_path, "signed")
+    manifest = json.loads(Path(line["manifest"]).read_text())
+    assert manifest["provenance"]["signed"] is True
+    envelope = json.loads(Path(manifest["provenance"]["path"]).read_text())
+    assert envelope["payloadType"] == "application/vnd.in-toto+json"
+    statement = provenance.payload(envelope)
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
+    [subject] = statement["subject"]
+    assert subject["digest"] == {"sha256": manifest["sbom"]["sha256"]}
+    assert subject["annotations"]["snapshot_id"] == line["snapshot_id"]
+    inputs = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert inputs[0]["uri"].startswith("hcloud:image/")
+    assert inputs[1]["digest"]["sha256"] == hashlib.sha256(VERSIONS.read_bytes()).hexdigest()
+    assert statement["predicate"]["runDetails"]["metadata"]["invocationId"] == manifest["build_id"]
+    public = SSlibKey.from_crypto(key.public_key())
+    Envelope.from_dict(copy.deepcopy(envelope)).verify([public], 1)  # raises unless signed by that key
+    other = SSlibKey.from_crypto(Ed25519PrivateKey.generate().public_key())
+    with pytest.raises(VerificationError):
+        Envelope.from_dict(copy.deepcopy(envelope)).verify([other], 1)  # (from_dict edits its argument)
