@@ -254,13 +254,14 @@ def test_matrix_parallel_zero_is_refused(tmp_path: Path, lc: LocalCloud) -> None
 
 def test_the_reserved_labels_are_every_label_the_build_sets() -> None:
     """A project may not set a label the build sets itself: the list of reserved labels is
-    exactly what snapshot_labels adds, plus cleanup's and CAPH's own."""
+    exactly what snapshot_labels adds, plus cleanup's, CAPH's and the SBOM's own."""
     import datetime as dt
 
     from builder.caph import CAPH_LABEL
     from builder.config import RESERVED_LABELS
     from builder.pipeline.preflight import snapshot_labels
     from builder.resources import CREATED_BY
+    from builder.sbom.document import LABEL_CONTENT, LABEL_FILE
     from provision.versions import load_versions
 
     config = load_project("prod")
@@ -272,4 +273,4 @@ def test_the_reserved_labels_are_every_label_the_build_sets() -> None:
         started=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         arch="x86",
     )
-    assert {*set_by_build, CAPH_LABEL, "role"} == RESERVED_LABELS
+    assert {*set_by_build, CAPH_LABEL, "role", LABEL_FILE, LABEL_CONTENT} == RESERVED_LABELS
