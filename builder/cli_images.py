@@ -17,6 +17,7 @@ from .caph import CAPH_LABEL
 from .cliapp import api, app
 from .cliopts import (
     DiffFormat,
+    DryRunOpt,
     LogFormat,
     LogFormatOpt,
     OutputOpt,
@@ -34,7 +35,7 @@ def gc(
     project: ProjectOpt,
     older_than: Annotated[str, typer.Option(help="only what is older than this (90s, 30m, 2h, 1d, 1d12h)")] = "2h",
     build_id: Annotated[str | None, typer.Option(help="only this build's resources")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="only say what would be deleted")] = False,
+    dry_run: DryRunOpt = False,
     output: OutputOpt = TableOrJson.json,
     log_format: LogFormatOpt = LogFormat.auto,
 ) -> None:
@@ -87,7 +88,7 @@ def prune(
         ),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="delete; without it, only say what would be deleted")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="only say what would be deleted (the default)")] = False,
+    dry_run: DryRunOpt = False,  # the default: accepted so every mutating command takes it
     output: OutputOpt = TableOrJson.table,
     log_format: LogFormatOpt = LogFormat.auto,
 ) -> None:

@@ -27,6 +27,9 @@ VarFileOpt = Annotated[
 ]
 
 
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="only say what would be deleted")]
+
+
 class LogFormat(enum.StrEnum):
     auto = "auto"  # console on a TTY, else json
     console = "console"

@@ -24,7 +24,7 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]  # re-exported, not in __all__
 
 from provision.plan import Check, Plan, Put, Run
-from provision.steps.common import FETCH
+from provision.steps.common import fetches
 
 from .errors import InputError
 
@@ -51,17 +51,13 @@ def plan_digest(plan: Plan) -> str:
 
 def _downloads(plan: Plan) -> list[dict[str, Any]]:
     found = []
-    for step in plan.steps:
-        for op in step.operations:
-            if isinstance(op, Run) and op.command.startswith(FETCH + " "):
-                _, url, _, checksum = [*op.command.split(), "", "", ""][:4]
-                entry: dict[str, Any] = {"uri": url.strip("'")}
-                checksum = checksum.strip("'")
-                if len(checksum) == 64:
-                    entry["digest"] = {"sha256": checksum}
-                elif checksum.startswith("@"):
-                    entry["annotations"] = {"checksum_file": checksum[1:]}
-                found.append(entry)
+    for f in fetches(plan):
+        entry: dict[str, Any] = {"uri": f.url}
+        if len(f.checksum) == 64:
+            entry["digest"] = {"sha256": f.checksum}
+        elif f.checksum.startswith("@"):
+            entry["annotations"] = {"checksum_file": f.checksum[1:]}
+        found.append(entry)
     return found
 
 

@@ -13,8 +13,8 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
-from provision.plan import Plan, Run
-from provision.steps.common import FETCH
+from provision.plan import Plan
+from provision.steps.common import fetches
 
 # Where the recipe puts what it downloads (release tarballs: containerd, runc, CNI, crictl,
 # kubelet & co. for the http source) — and where custom scripts put tools.
@@ -90,13 +90,7 @@ class Download:
 def downloads(plan: Plan, versions: dict[str, str]) -> list[Download]:
     """Every ``capi-image-fetch URL DEST`` of the plan, with the version of what it fetches
     (containerd, runc, CNI plugins, crictl, Kubernetes), from the var file's values."""
-    found = []
-    for step in plan.steps:
-        for op in step.operations:
-            if isinstance(op, Run) and op.command.startswith(FETCH + " "):
-                url = op.command.split()[1].strip("'")
-                found.append(Download(url, _version_of(url, versions)))
-    return found
+    return [Download(f.url, _version_of(f.url, versions)) for f in fetches(plan)]
 
 
 _COMPONENTS = (  # (word in the file or URL, var file key)

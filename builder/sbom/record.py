@@ -13,6 +13,7 @@ from provision.plan import Plan
 
 from ..caph import CAPH_LABEL
 from ..cloud import Cloud
+from ..listing import label_selector
 from ..resources import CREATED_BY
 from . import document, inventory
 
@@ -78,8 +79,8 @@ def write(
 def current_image(cloud: Cloud, project_labels: dict[str, str], labels: dict[str, str]) -> Any | None:
     """The newest published image of this image's family (the project's labels, OS,
     architecture, recipe), or None."""
-    selector = {**project_labels, "created-by": CREATED_BY, **{k: labels[k] for k in FAMILY_LABELS if k in labels}}
-    query = ",".join(f"{k}=={v}" for k, v in sorted(selector.items())) + f",{CAPH_LABEL}"
+    family = {**project_labels, "created-by": CREATED_BY, **{k: labels[k] for k in FAMILY_LABELS if k in labels}}
+    query = f"{label_selector(family)},{CAPH_LABEL}"  # and published
     found = cloud.call(
         "find the current image", lambda: cloud.client.images.get_all(type=["snapshot"], label_selector=query)
     )

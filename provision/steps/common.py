@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
-from ..plan import Put, Run
+from ..plan import Plan, Put, Run
 
 FETCH = "/usr/local/sbin/capi-image-fetch"
 
@@ -42,6 +43,26 @@ def fetch_helper() -> Put:
 def fetch(url: str, dest: str, checksum: str) -> Run:
     """Download ``url`` to ``dest``; ``checksum`` is a sha256 or ``@<checksum file url>``."""
     return Run(f"{FETCH} {shlex.quote(url)} {shlex.quote(dest)} {shlex.quote(checksum)}", kind="download")
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A download of the plan, read back from its ``fetch`` command."""
+
+    url: str
+    dest: str
+    checksum: str  # a sha256, or ``@<checksum file url>``
+
+
+def fetches(plan: Plan) -> list[Fetched]:
+    """Every ``fetch`` of the plan, in order (the SBOM and the provenance name them)."""
+    found = []
+    for step in plan.steps:
+        for op in step.operations:
+            if isinstance(op, Run) and op.command.startswith(FETCH + " "):
+                _, url, dest, checksum = [*shlex.split(op.command), "", "", ""][:4]
+                found.append(Fetched(url, dest, checksum))
+    return found
 
 
 def apt_install(packages: list[str] | tuple[str, ...], *extra: str) -> Run:
