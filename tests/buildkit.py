@@ -66,8 +66,16 @@ class Outcome:
     build_id: str
 
 
-def run_build(lc: LocalCloud, cfg: ProjectConfig, tmp: Path, token: str = "test-token", **kw: Any) -> Outcome:
-    client, counter = make_client(token, lc.endpoint)
+def run_build(
+    lc: LocalCloud,
+    cfg: ProjectConfig,
+    tmp: Path,
+    token: str = "test-token",
+    timeout: tuple[float, float] | None = None,
+    **kw: Any,
+) -> Outcome:
+    """One build in this process; ``timeout`` (connect, read) replaces the client's default."""
+    client, counter = make_client(token, lc.endpoint, **({"timeout": timeout} if timeout else {}))
     b = Build(
         cfg,
         Cloud(client, counter, cfg.retry, poll_initial=cfg.polling.initial),
