@@ -173,11 +173,15 @@ class AdminClient:
     def requests(self) -> list[dict[str, Any]]:
         return self.http.get("/requests").json()["requests"]  # type: ignore[no-any-return]
 
+    def in_flight(self) -> int:
+        """How many API requests localcloud is working on now."""
+        return int(self.http.get("/requests").json()["in_flight"])
+
     def settle(self, timeout: float = 30) -> None:
         """Return once no API request is being worked on (a delayed request carried out after
         its client gave up has landed)."""
         end = time.monotonic() + timeout
-        while self.http.get("/requests").json()["in_flight"]:
+        while self.in_flight():
             if time.monotonic() > end:
                 raise TimeoutError(f"localcloud still working on requests after {timeout}s")
             time.sleep(0.05)

@@ -7,16 +7,19 @@ last a moment (slow actions, slow stand-in commands, delay faults) so the signal
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from builder.pipeline.phases import PHASES
+from builder.pipeline.phases import PHASES, STEPS
 from localcloud.server import LocalCloud
 
 from ..buildkit import NO_LEAKS, STUB_PROJECT, build_command, cli_env, leftovers, snapshots, write_project
@@ -40,6 +43,8 @@ PHASE_DELAYS = {  # phases without a slow action get a slow API call; a create i
 }
 # The stub answers every command with nothing, so its boot test always fails: enabled only
 # where the boot-test phase itself is under test.
+# Phases that create something in the cloud: a signal may cut their create off in flight.
+CREATING = {p.name for p in STEPS if "cleanup" in p.undone_by}
 WITH_BOOT_TEST = STUB_PROJECT.replace("boot_test: false", "boot_test: true")
 assert WITH_BOOT_TEST != STUB_PROJECT
 
@@ -60,18 +65,34 @@ def start_build(tmp: Path, lc: LocalCloud, project: str = STUB_PROJECT) -> subpr
     )
 
 
-def wait_for_phase(proc: subprocess.Popen[str], phase: str, timeout: float = 60) -> list[dict[str, object]]:
+def wait_for_event(
+    proc: subprocess.Popen[str], wanted: Callable[[dict[str, Any]], bool], what: str, timeout: float = 60
+) -> dict[str, Any]:
+    """Read the build's JSON log until an event ``wanted`` accepts; return it."""
     assert proc.stderr is not None
     events = []
     end = time.monotonic() + timeout
     for line in proc.stderr:
         if line.startswith("{"):
-            ev = json.loads(line)
+            ev: dict[str, Any] = json.loads(line)
             events.append(ev)
-            if ev.get("event") == "phase.start" and ev.get("phase") == phase:
-                return events
-        assert time.monotonic() < end, f"phase {phase} never started"
-    raise AssertionError(f"build ended before phase {phase}: {events[-3:]}")
+            if wanted(ev):
+                return ev
+        assert time.monotonic() < end, f"{what} never happened"
+    raise AssertionError(f"build ended before {what}: {events[-3:]}")
+
+
+def wait_for_phase(proc: subprocess.Popen[str], phase: str, timeout: float = 60) -> dict[str, Any]:
+    return wait_for_event(
+        proc, lambda ev: ev.get("event") == "phase.start" and ev.get("phase") == phase, f"phase {phase}", timeout
+    )
+
+
+def wait_until(observed: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while not observed():
+        assert time.monotonic() < end, f"{what} never observed"
+        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -85,7 +106,8 @@ def test_interrupt_in_every_phase_leaks_nothing(
     proc = start_build(tmp_path, lc, WITH_BOOT_TEST if phase == "boot-test" else STUB_PROJECT)
     try:
         wait_for_phase(proc, phase)
-        time.sleep(0.2)
+        if phase in PHASE_DELAYS:  # the signal lands while the slow call is being worked on
+            wait_until(lambda: lc.admin().in_flight() > 0, f"{phase}'s delayed request")
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -114,7 +136,7 @@ def test_interrupt_in_every_phase_leaks_nothing(
         assert manifest["result"] == "failure"
         # A create cut off by the signal (its request still on its way) is watched for and
         # deleted, and the build says one may still appear (gc removes it).
-        in_flight = phase in ("ssh-key", "server")
+        in_flight = phase in CREATING
         assert manifest["cleanup"] == "complete" or (in_flight and manifest["cleanup"].startswith("complete; ")), (
             manifest
         )
@@ -208,7 +230,11 @@ def test_a_signal_cuts_a_long_command_short(localclouds: LocalClouds, tmp_path: 
     proc = start_build(tmp_path, lc)
     try:
         wait_for_phase(proc, "provision", timeout=180)
-        time.sleep(1.0)  # inside the first command (each takes 20 s)
+        step = wait_for_event(proc, lambda ev: ev.get("event") == "step.start", "the first step")
+        since = dt.datetime.fromisoformat(step["timestamp"]).timestamp()
+        sid = lc.admin().state()["servers"][0]["id"]
+        # inside the step's first command (each takes 20 s): the stand-in has recorded it
+        wait_until(lambda: any(c["time"] >= since for c in lc.admin().ssh_log(sid)), "the step's first command")
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
