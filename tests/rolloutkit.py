@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import structlog
 from ruamel.yaml import YAML
 
+from builder import log as logmod
 from localcloud.server import LocalCloud
 
-from .buildkit import STUB_PROJECT, project, run_build, run_cli, stub_cloud, write_project
+from .buildkit import STUB_PROJECT, cli_env, project, run_build, stub_cloud, write_project
 from .prereq import require
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -66,12 +68,37 @@ def two_builds(tmp: Path) -> Iterator[Built]:
                     tmp / "config", second.manifest, tmp / "build-two.json")  # fmt: skip
 
 
-def manifests(b: Built, *args: str, partial_ok: bool = True) -> subprocess.CompletedProcess[str]:
-    """``capi-image manifests``; the stub builds are of the minimal recipe (stand-in machines),
-    so the rollout tests accept it (``test_a_partial_recipe_image_is_refused`` checks the default)."""
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def manifests(b: Built, *args: str, partial_ok: bool = True) -> CliResult:
+    """``capi-image manifests``, run in this process by click's test runner: the real command
+    with its options, environment and error mapping, without an interpreter start per call (the
+    CAPH flavor matrix makes hundreds). The installed command as a process is what
+    test_first_hour, test_cli_output and the wheel test run. The stub builds are of the minimal
+    recipe (stand-in machines), so the rollout tests accept it
+    (``test_a_partial_recipe_image_is_refused`` checks the default)."""
+    from typer.testing import CliRunner
+
+    from builder.cli import app
+
     flag = ["--allow-partial-recipe"] if partial_ok else []
-    cmd = [sys.executable, "-m", "builder.cli", "manifests", "-p", "p", *flag, *args]
-    return run_cli(cmd, b.config, b.lc.endpoint)  # type: ignore[no-any-return]
+    wanted = cli_env(b.config, b.lc.endpoint)
+    env: dict[str, str | None] = {k: None for k in os.environ if k not in wanted}
+    env.update({k: v for k, v in wanted.items() if os.environ.get(k) != v})
+    # The command configures logging onto the runner's stderr, which is closed afterwards: give
+    # the test process its own logging back (later in-process builds log).
+    saved = structlog.get_config(), logmod._sink, logmod._format
+    try:
+        r = CliRunner().invoke(app, ["manifests", "-p", "p", *flag, *args], env=env, catch_exceptions=False)
+    finally:
+        structlog.configure(**saved[0])
+        logmod._sink, logmod._format = saved[1], saved[2]
+    return CliResult(r.exit_code, r.stdout, r.stderr)
 
 
 def real_kubectl() -> str:

@@ -84,7 +84,15 @@ def _unknown_type(cloud: Cloud, rollout: Rollout, stype: str) -> str:
     named = [t.name for t in rollout.templates if t.server_type == stype]
     whose = f"{TEMPLATE_KIND} {', '.join(named)}" if named else "the templates in use"
     types = cloud.call("list server types", lambda: cloud.client.server_types.get_all())
-    offered = ", ".join(sorted(str(t.name) for t in types if not getattr(t, "deprecated", False)))
+    # Offered: not deprecated in at least one location (server_types[].locations[].deprecation,
+    # Hetzner's current field; the type-wide ``deprecated`` is itself deprecated).
+    offered = ", ".join(
+        sorted(
+            str(t.name)
+            for t in types
+            if not t.locations or any(getattr(e, "deprecation", None) is None for e in t.locations)
+        )
+    )
     return (
         f"server type '{stype}' (named by {whose}) does not exist in this project; "
         f"pass --server-type with one of: {offered}"

@@ -21,7 +21,6 @@ from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from .inventory import Inventory
@@ -34,6 +33,15 @@ PREFIX = 32  # a label value holds at most 63 characters: 128 bits of the sha256
 
 class SbomError(ValueError):
     """The document does not validate (a bug) or cannot be read."""
+
+
+def _validate(text: str, version: SchemaVersion) -> Any:
+    """The schema's first complaint about ``text``, or None. Imported here: the validator pulls
+    in jsonschema's format checkers, whose grammar takes 1.5 s to build, and every CLI command
+    (``--help`` too) would pay it at start-up."""
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    return JsonStrictValidator(version).validate_str(text)
 
 
 def content_digest(inv: Inventory) -> str:
@@ -126,7 +134,7 @@ def document(inv: Inventory, *, image_name: str, build_id: str, created: dt.date
             )
         )
     text = JsonV1Dot6(bom).output_as_string(indent=1)
-    problem = JsonStrictValidator(SPEC_VERSION).validate_str(text)
+    problem = _validate(text, SPEC_VERSION)
     if problem is not None:
         raise SbomError(f"the SBOM does not validate against CycloneDX {SPEC_VERSION.to_version()}: {problem}")
     return text + "\n"
@@ -149,7 +157,7 @@ def load(text: str, where: str) -> dict[str, Any]:
         raise SbomError(f"{where} is not JSON: {e}") from e
     if not isinstance(data, dict) or data.get("bomFormat") != "CycloneDX":
         raise SbomError(f"{where} is not a CycloneDX document")
-    problem = JsonStrictValidator(SchemaVersion.from_version(str(data.get("specVersion")))).validate_str(text)
+    problem = _validate(text, SchemaVersion.from_version(str(data.get("specVersion"))))
     if problem is not None:
         raise SbomError(f"{where} does not validate: {problem}")
     return data
