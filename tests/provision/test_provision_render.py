@@ -477,3 +477,34 @@ def test_debian_13_takes_the_production_branches() -> None:
     commands = "\n".join(build_plan(c).step("sysprep").commands())
     assert "/etc/netplan/*.yaml" in commands
     assert "hygiene no network config of the build server" in {ch.name for ch in checks(c)}
+
+
+@pytest.mark.parametrize(
+    ("states", "said", "passes"),
+    [
+        (["active", "activating"], "activating", True),  # one look in a try's moment: looks again
+        (["activating"], "activating", True),
+        (["failed"], "failed", True),
+        (["active"] * 20, "active", False),  # active for a whole restart period: really running
+    ],
+)
+def test_kubelet_at_rest_looks_past_a_crash_loops_active_moment(
+    tmp_path: Path, states: list[str], said: str, passes: bool
+) -> None:
+    """The boot test's kubelet check, run by bash against a systemctl stand-in that answers
+    ``states`` in turn (the last one from then on) and a sleep that does not wait."""
+    from provision.bootcheck import KUBELET_AT_REST, boot_checks
+
+    (tmp_path / "states").write_text("\n".join(states) + "\n")
+    (tmp_path / "systemctl").write_text(
+        f"#!/bin/sh\nf={tmp_path}/states\nhead -n1 $f\n[ $(wc -l < $f) -gt 1 ] && sed -i 1d $f\nexit 0\n"
+    )
+    (tmp_path / "sleep").write_text("#!/bin/sh\nexit 0\n")
+    for tool in ("systemctl", "sleep"):
+        (tmp_path / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    r = subprocess.run(["bash", "-euo", "pipefail", "-c", KUBELET_AT_REST], env=env, capture_output=True, text=True)
+    assert (r.returncode, r.stdout.strip()) == (0, said), r.stderr
+    check = next(c for c in boot_checks(ctx("debian-13"), "full", build_machine_id="a", build_instance_id="i",
+                                        host_key_blob="k") if c.name == "boot kubelet not running")  # fmt: skip
+    assert (check.judge(0, r.stdout) is None) == passes
