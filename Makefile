@@ -15,7 +15,7 @@ SYSTEM_TOOLS := qemu-system-x86_64 qemu-img mmdebstrap genisoimage debugfs mkfs.
 
 BUILD_ARGS ?=
 
-.PHONY: help setup system-deps python-deps base-image artifacts golden test lint format serve image bench gc images clean parity docs
+.PHONY: help setup system-deps python-deps base-image artifacts golden test lint format serve image bench bench-boot gc images clean parity docs
 
 help:
 	@echo "make image PROJECT=NAME  build a node image (PROJECT=local: against localcloud, no account)"
@@ -27,6 +27,7 @@ help:
 	@echo "make gc PROJECT=NAME     delete leftovers of crashed builds (BUILD_ARGS='--older-than 0s')"
 	@echo "make images PROJECT=NAME list the snapshots capi-image built"
 	@echo "make bench               API requests and wall time beside the real Packer"
+	@echo "make bench-boot          SSH time of the newest node image vs its base image (PROJECT=local)"
 	@echo "make golden              regenerate the golden plans after a deliberate recipe change"
 	@echo "make docs                regenerate docs/cli.md and docs/configuration-reference.md"
 	@echo "make parity              image-builder's own playbook vs this recipe on twin VMs (~30 min)"
@@ -121,6 +122,10 @@ endif
 
 bench: $(BENCH_DEPS)
 	$(PY) -m builder.ops.bench $(BENCH_ARGS)
+
+# After `make image PROJECT=local`: boots its base image and the newest snapshot in turn.
+bench-boot: setup base-image
+	$(PY) -m builder.ops.bootbench -p $(PROJECT) $(BENCH_ARGS)
 
 serve: base-image artifacts
 	$(PY) -m localcloud serve --backend qemu --state-dir .state/localcloud

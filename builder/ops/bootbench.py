@@ -1,0 +1,147 @@
+"""``make bench-boot``: how long a server from a published node image takes to answer SSH,
+against a server from the base image it was built on — the boot test's question, asked often
+enough to be a measurement rather than one sample.
+
+Both servers get the build's user-data (a pinned host key) and the same server type; they are
+booted one at a time, alternating base and node, so both see the same host. "Answered" means
+an SSH login with the server's key succeeded (what the build and the boot test wait for), timed
+from the create call. Everything it creates carries ``created-by=capi-image`` and
+``role=bench-boot`` and is deleted before the next boot, also on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+import paramiko
+import typer
+from hcloud.images import Image
+from hcloud.server_types import ServerType
+from rich.table import Table
+
+from .. import log as logmod
+from ..caph import CAPH_LABEL
+from ..cliapp import api, print_error
+from ..cloud import Cloud
+from ..config import load_project
+from ..errors import CapiImageError, FailedError, InputError
+from ..keys import KeyPair, host_key_user_data
+from ..resources import CREATED_BY
+from ..tables import console
+from .images import list_images
+
+POLL_SECONDS = 1.0
+# Every look before sshd is up ends in a transport error paramiko's thread would print with a
+# traceback; a failed look is expected here (as in builder/ssh.py).
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class Boot:
+    pair: int
+    image: str  # "base" or "node"
+    seconds: float
+
+
+def node_image(cloud: Cloud, labels: dict[str, str], wanted: str | None) -> tuple[int, str]:
+    """The snapshot to boot: ``wanted`` (id or caph-image-name), else the project's newest."""
+    rows = [r for r in list_images(cloud, labels) if r["status"] == "available"]
+    if wanted:
+        rows = [r for r in rows if wanted in (str(r["id"]), r[CAPH_LABEL])]
+    if not rows:
+        what = f"image {wanted!r}" if wanted else "published image"
+        raise InputError(f"no {what} of this project: build one first (make image PROJECT=...)")
+    return int(rows[0]["id"]), str(rows[0][CAPH_LABEL])
+
+
+def ssh_answers(ip: str, login: KeyPair, host: KeyPair) -> bool:
+    client = paramiko.SSHClient()
+    client.get_host_keys().add(ip, "ssh-ed25519", host.paramiko())
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(ip, username="root", pkey=login.paramiko(), look_for_keys=False, allow_agent=False,
+                       timeout=5, banner_timeout=10, auth_timeout=10)  # fmt: skip
+        return True
+    except (OSError, paramiko.SSHException):
+        return False
+    finally:
+        client.close()
+
+
+def time_boot(cloud: Cloud, image: Image, server_type: str, location: str, deadline: float, tag: str) -> float:
+    """Seconds from the create call until root logs in over SSH; the server and key deleted."""
+    client = cloud.client
+    login, host = KeyPair.generate(), KeyPair.generate()
+    labels = {"created-by": CREATED_BY, "role": "bench-boot"}
+    key = client.ssh_keys.create(name=f"bench-boot-{tag}", public_key=login.public_openssh, labels=labels)
+    server = None
+    try:
+        started = time.monotonic()
+        created = client.servers.create(
+            name=f"bench-boot-{tag}", server_type=ServerType(name=server_type), image=image, ssh_keys=[key],
+            user_data=host_key_user_data(host), labels=labels, location=client.locations.get_by_name(location),
+        )  # fmt: skip
+        server = created.server
+        net = server.public_net
+        if net is None or net.ipv4 is None:  # the create answer always carries it
+            raise FailedError(f"server {server.id}: the create answer has no public IPv4")
+        ip = str(net.ipv4.ip)
+        while not ssh_answers(ip, login, host):
+            if time.monotonic() - started > deadline:
+                raise FailedError(f"{image.name or image.id}: no SSH after {deadline:.0f} s")
+            time.sleep(POLL_SECONDS)
+        return time.monotonic() - started
+    finally:
+        if server is not None:
+            client.servers.delete(server).wait_until_finished(max_retries=600)
+        client.ssh_keys.delete(key)
+
+
+def summary(boots: list[Boot]) -> tuple[float, float, float]:
+    """Median seconds of the base image, of the node image, and the median of the pairs' ratios."""
+    base = {b.pair: b.seconds for b in boots if b.image == "base"}
+    node = {b.pair: b.seconds for b in boots if b.image == "node"}
+    ratios = [node[p] / base[p] for p in sorted(base.keys() & node.keys())]
+    return statistics.median(base.values()), statistics.median(node.values()), statistics.median(ratios)
+
+
+def main(
+    project: Annotated[str, typer.Option("-p", "--project", help="project name or path")] = "local",
+    image: Annotated[str | None, typer.Option(help="snapshot id or caph-image-name (default: the newest)")] = None,
+    pairs: Annotated[int, typer.Option(min=1, max=20, help="base/node boots, alternating")] = 3,
+    deadline: Annotated[float, typer.Option(help="seconds one boot may take")] = 900,
+) -> None:
+    """Boot the project's base image and its newest node image in turn; print each time to SSH
+    and the median ratio."""
+    logmod.configure("auto")
+    boots: list[Boot] = []
+    try:
+        config = load_project(project)
+        with api(config) as (cloud, _):
+            image_id, name = node_image(cloud, config.labels, image)
+            console().print(f"base image {config.base_image}, node image {name} (id {image_id})", soft_wrap=True)
+            for pair in range(pairs):
+                for kind, img in (("base", Image(name=config.base_image)), ("node", Image(id=image_id))):
+                    seconds = time_boot(cloud, img, config.server_type, config.location, deadline, f"{kind}-{pair}")
+                    boots.append(Boot(pair, kind, round(seconds, 1)))
+                    console().print(f"pair {pair + 1}/{pairs}: {kind} {seconds:.1f} s")
+    except CapiImageError as e:
+        print_error(str(e))
+        raise typer.Exit(e.exit_code) from None
+    base, node, ratio = summary(boots)
+    table = Table(title="SSH answered after create (s)")
+    for column in ("pair", "base", "node", "node / base"):
+        table.add_column(column, justify="right")
+    for pair in range(pairs):
+        b, n = (next(x.seconds for x in boots if x.pair == pair and x.image == k) for k in ("base", "node"))
+        table.add_row(str(pair + 1), f"{b:.1f}", f"{n:.1f}", f"{n / b:.2f}x")
+    table.add_row("median", f"{base:.1f}", f"{node:.1f}", f"{ratio:.2f}x")
+    console().print(table)
+
+
+if __name__ == "__main__":
+    typer.run(main)
