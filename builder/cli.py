@@ -30,11 +30,11 @@ from .cliopts import (
     TextOrJson,
     VarFileOpt,
 )
-from .config import load_project
 from .errors import CleanupIncompleteError
 from .interrupts import SignalGuard, install_exit_on_signal
 from .pipeline import Build
 from .pipeline.record import late_create_note, result_line
+from .projects import load_project
 from .report import PhaseDisplay, summary
 
 

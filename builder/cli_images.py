@@ -25,8 +25,8 @@ from .cliopts import (
     TableOrJson,
 )
 from .cloud import Cloud
-from .config import load_project
 from .errors import CleanupIncompleteError, InputError
+from .projects import load_project
 from .tables import show
 
 

@@ -16,8 +16,8 @@ from .cliapp import api, app
 from .cliopts import (
     RoleChoice,
 )
-from .config import load_project
 from .errors import InputError
+from .projects import load_project
 from .tables import console as make_console
 
 

@@ -19,10 +19,11 @@ from . import clihelp
 from . import log as logmod
 from .budget import RequestBudget
 from .cloud import Cloud, connect
-from .config import CONFIG_ENV, ProjectConfig, set_config_dir, validation_lines
+from .config import CONFIG_ENV, ProjectConfig, set_config_dir
 from .endpoint import Target, target
 from .errors import EXIT_FAILED, CapiImageError, InputError, exit_code_of
 from .interrupts import Interrupted
+from .projects import validation_lines
 from .tables import console as make_console
 
 

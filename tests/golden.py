@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from builder.config import ProjectConfig, load_project
+from builder.config import ProjectConfig
 from builder.planning import plan_document
+from builder.projects import load_project
 from provision.profiles import PROFILES
 
 GOLDEN_DIR = Path(__file__).parent / "data" / "golden"

@@ -27,9 +27,9 @@ from .. import log as logmod
 from ..caph import CAPH_LABEL
 from ..cliapp import api, print_error
 from ..cloud import Cloud
-from ..config import load_project
 from ..errors import CapiImageError, FailedError, InputError
 from ..keys import KeyPair, host_key_user_data
+from ..projects import load_project
 from ..resources import CREATED_BY
 from ..tables import console
 from .images import list_images

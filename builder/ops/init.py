@@ -6,8 +6,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from ..config import ConfigError, find_project, project_root
+from ..config import ConfigError
 from ..errors import InputError
+from ..projects import find_project, project_root
 
 EXAMPLES = resources.files("builder") / "examples"
 VAR_FILE = "vars/k8s-1.31.json"

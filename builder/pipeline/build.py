@@ -1,7 +1,8 @@
 """One image build, from preflight to a published snapshot, leak-proof on every exit path.
 
-The phases are ``phases.STEPS``, in order, each a method of ``Build``; ``cleanup`` always runs
-after them (``pipeline/cleanup.py``). What a phase creates goes through ``builder.resources``
+The phases are ``phases.STEPS``, in order, each a function of the ``Build`` (its methods; the
+SBOM in ``outputs.py``, the boot test in ``boottest.py``); ``cleanup`` always runs after them
+(``pipeline/cleanup.py``). What a phase creates goes through ``builder.resources``
 and is tracked the moment the API names it; everything created carries ``created-by=capi-image``
 and ``build-id=<id>``, so a retry, the cleanup and ``capi-image gc`` find it by label even if
 the process lost track of it.
@@ -10,35 +11,26 @@ the process lost track of it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
-import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, TextIO
 
 import structlog
 
-from provision.bootcheck import boot_checks
-from provision.plan import Step
-
-from .. import __version__, provenance
 from .. import log as logmod
 from ..caph import CAPH_LABEL
 from ..cloud import Cloud
 from ..config import ProjectConfig
-from ..errors import CleanupIncompleteError, CloudError, ProvisionError
+from ..errors import CleanupIncompleteError, CloudError
 from ..interrupts import Interrupted, SignalGuard, StopSignal
 from ..keys import KeyPair, host_key_user_data
 from ..placement import Placements
 from ..resources import CREATED_BY, Resources
-from ..sbom import document, inventory
-from ..sbom import record as sbom_record
 from ..ssh import Session
-from . import record
+from . import outputs, record
 from .cleanup import KeepForDebugging, Tracked, clean_up, controlling_terminal, debug_dir
 from .connect import connect, console_hint
 from .preflight import ImageSpec, Preflight, caph_matches
@@ -209,13 +201,13 @@ class Build:
 
     def create_server(self) -> None:
         assert self.tracked.ssh_key_id is not None
-        self.tracked.server_ip = self._launch(
+        self.tracked.server_ip = self.launch(
             "build", self.resource_name, self.image.base_image_id, self.tracked.ssh_key_id, self.host_key
         )
 
     def wait_for_ssh(self) -> None:
         assert self.tracked.server_ip is not None
-        self.session = self._connect(
+        self.session = self.connect_to(
             self.tracked.server_ip, self.login_key, self.host_key, "build", self.tracked.server_id
         )
 
@@ -231,32 +223,6 @@ class Build:
         self.measured.steps = self.session.run_plan(self.image.plan, timeout=self.config.timeouts.step)
         used = self.session.run("df -B1 --output=used / | tail -n 1", step="measure").strip()
         self.measured.root_used_bytes = int(used) if used.isdigit() else None
-
-    def sbom(self) -> None:
-        """What the node holds, as a CycloneDX document beside the manifest; its digests label
-        the snapshot. With ``skip_unchanged``: the newest published image of the family that
-        holds the same (then nothing is snapshotted or published)."""
-        assert self.session is not None
-        output = self.session.run(inventory.COMMAND, step="sbom", timeout=self.config.timeouts.step)
-        versions = {k: str(v) for k, v in self.image.versions.model_dump().items() if v is not None}
-        found = sbom_record.write(
-            output, plan=self.image.plan, versions=versions, path=sbom_record.sbom_path(self.manifest_path),
-            image_name=self.image.name, build_id=self.build_id, created=self.started, tool_version=__version__,
-        )  # fmt: skip
-        self.measured.sbom = found.as_dict()
-        self.spec = dataclasses.replace(self.image, labels=MappingProxyType({**self.image.labels, **found.labels}))
-        self.log.info("sbom.written", path=str(found.path), packages=found.packages, content=found.content_sha256[:12])
-        if self.skip_unchanged:
-            current = sbom_record.current_image(self.cloud, self.config.labels, dict(self.image.labels))
-            content = (current.labels or {}).get(document.LABEL_CONTENT) if current is not None else None
-            if current is not None:  # what a rollout diffs against (the nightly's pull request)
-                labels = current.labels or {}
-                self.measured.sbom["compared_with"] = {
-                    "snapshot_id": current.id, "caph_image_name": labels.get(CAPH_LABEL), "sbom_sha256": labels.get(document.LABEL_FILE),
-                }  # fmt: skip
-            if current is not None and content == found.labels[document.LABEL_CONTENT]:
-                self.current = current
-                self.log.info("image.unchanged", image_id=current.id, caph_image_name=current.labels[CAPH_LABEL])
 
     @property
     def changed(self) -> bool:
@@ -279,39 +245,6 @@ class Build:
         )
         self.measured.image_size_gb = img.image_size
 
-    def boot_test(self) -> None:
-        """Boot a server from the snapshot with a fresh key and host key, check it is a new
-        machine in the state a node needs, delete it. A failure fails the build: the snapshot
-        is never published."""
-        assert self.tracked.image_id is not None
-        login, host = KeyPair.generate(), KeyPair.generate()
-        name = f"{self.resource_name}-boot"
-        self.tracked.boot_key_id = self.res.upload_key("boot-test", name, login)
-        ip = self._launch("boot-test", name, self.tracked.image_id, self.tracked.boot_key_id, host)
-        session = self._connect(ip, login, host, "boot-test", self.tracked.boot_server_id)
-        try:
-            checks = boot_checks(
-                self.image.recipe,
-                self.config.recipe,
-                build_machine_id=self.build_identity[0],
-                build_instance_id=self.build_identity[1],
-                host_key_blob=host.public_openssh.split()[1],
-            )
-            try:
-                session.run_step(
-                    Step("boot-test", "a server booted from the snapshot is a new, healthy node", tuple(checks)),
-                    timeout=600,  # every boot check, as one SSH command
-                )
-            except ProvisionError as e:
-                raise ProvisionError("boot-test", f"{e.detail}{self._console_hint(self.tracked.boot_server_id)}") from e
-        finally:
-            session.close()
-        assert self.tracked.boot_server_id is not None and self.tracked.boot_key_id is not None
-        self.res.delete_server(self.tracked.boot_server_id)
-        self.tracked.boot_server_id = None
-        self.res.delete_key(self.tracked.boot_key_id)
-        self.tracked.boot_key_id = None
-
     def publish(self) -> None:
         """Only now does the snapshot get the label CAPH resolves: CAPH does not look at image
         status, so a labelled snapshot still `creating` could be picked up too early."""
@@ -324,26 +257,7 @@ class Build:
         self.tracked.published = True
         self.measured.image_size_gb = published.image_size or self.measured.image_size_gb
         self.log.info("snapshot.published", image_id=self.tracked.image_id, caph_image_name=spec.name)
-        self.write_provenance()
-
-    def write_provenance(self) -> None:
-        """The in-toto statement of the published snapshot, beside the manifest."""
-        if self.measured.sbom is None:
-            return
-        key = self.config.provenance_key_path()
-        doc = provenance.statement(
-            subject_name=Path(self.measured.sbom["path"]).name, subject_sha256=self.measured.sbom["sha256"],
-            image={"snapshot_id": self.tracked.image_id, CAPH_LABEL: self.image.name},
-            base_image={"id": self.image.base_image_id, "name": self.config.base_image},
-            var_file=self.config.versions_path(), plan=self.image.plan,
-            project={"project": self.config.name, "os": self.config.os, "recipe": self.config.recipe,
-                     "architecture": self.image.architecture, "image_name": self.config.image_name},
-            builder_id=f"capi-image@{__version__}", build_id=self.build_id, started=self.started,
-            finished=dt.datetime.now(dt.UTC).replace(microsecond=0),
-        )  # fmt: skip
-        path = provenance.provenance_path(self.manifest_path)
-        path.write_text(json.dumps(provenance.envelope(doc, key), sort_keys=True) + "\n", encoding="utf-8")
-        self.measured.provenance = {"path": str(path), "signed": key is not None}
+        outputs.write_provenance(self)
 
     def cleanup_phase(self) -> None:
         self.cleanup(failed=self.failed)
@@ -370,7 +284,7 @@ class Build:
         )
 
     # ------------------------------------------------------------------ helpers
-    def _launch(self, role: str, name: str, image_id: int, key_id: int, host: KeyPair) -> str:
+    def launch(self, role: str, name: str, image_id: int, key_id: int, host: KeyPair) -> str:
         assert self.placements is not None
 
         def track(sid: int) -> None:
@@ -386,7 +300,7 @@ class Build:
         )  # fmt: skip
         return ip
 
-    def _connect(self, ip: str, login: KeyPair, host: KeyPair, role: str, server_id: int | None) -> Session:
+    def connect_to(self, ip: str, login: KeyPair, host: KeyPair, role: str, server_id: int | None) -> Session:
         def answered() -> None:
             created = self._created_at.get(role)
             if created is not None:  # seconds from the create call until SSH answered
@@ -394,7 +308,7 @@ class Build:
             seconds = self.measured.ssh_ready_seconds.get(role)
             self.log.info("ssh.connected", ip=ip, role=role, seconds_since_create=seconds)
 
-        hint = self._console_hint(server_id)
+        hint = self.console_hint_for(server_id)
         return connect(
             self.cloud, self.config.timeouts, ip, login, host, hint=hint, answered=answered, stopping=self._stopping
         )
@@ -407,7 +321,7 @@ class Build:
             return self.stop.signum
         return None
 
-    def _console_hint(self, server_id: int | None) -> str:
+    def console_hint_for(self, server_id: int | None) -> str:
         if self.config.endpoint != "localcloud" or server_id is None:
             return ""
         return console_hint(self.endpoint, self.config.localcloud.state_dir, server_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import boottest, outputs
 from .build import Build
 
 
@@ -51,7 +52,7 @@ STEPS: tuple[Phase, ...] = (
     Phase("provision", Build.provision, "runs the plan step by step"),
     Phase(
         "sbom",
-        Build.sbom,
+        outputs.take_sbom,
         "reads packages, binaries, images, kernel (read-only); writes the CycloneDX SBOM beside the manifest; "
         "`--skip-unchanged`: finds the published image of the family holding the same",
         "the SBOM file (kept: it describes the snapshot)",
@@ -72,7 +73,7 @@ STEPS: tuple[Phase, ...] = (
     ),
     Phase(
         "boot-test",
-        Build.boot_test,
+        boottest.boot_test,
         "boots a server from the snapshot with a fresh key, runs the boot checks, deletes it",
         "SSH key + server (`role=boot-test`)",
         "the phase itself; cleanup as a net",

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.config import ConfigError, load_project
+from builder.config import ConfigError
 from builder.ops.inuse import InUseInputError, scan
+from builder.projects import load_project
 
 from ..buildkit import STUB_PROJECT, run_cli, write_project
 from ..localclouds import LocalClouds

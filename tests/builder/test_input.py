@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.config import ConfigError, load_project
+from builder.config import ConfigError
+from builder.projects import load_project
 from localcloud.server import LocalCloud
 
 from ..buildkit import BUILD_TIMES, STUB_PROJECT, VERSIONS, build_command, cli_env, run_cli, write_project

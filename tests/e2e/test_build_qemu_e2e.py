@@ -25,7 +25,8 @@ from hcloud import Client
 from hcloud.images import Image as HImage
 from hcloud.server_types import ServerType
 
-from builder.config import REPO_ROOT, config_dir, load_project
+from builder.config import REPO_ROOT, config_dir
+from builder.projects import load_project
 from builder.sbom import document
 from localcloud.api.registry import PULL_LOG
 from localcloud.server import LocalCloud, Settings

@@ -16,8 +16,9 @@ import typer
 from ruamel.yaml import YAML
 
 from builder.cli import app
-from builder.config import config_dir, load_project
+from builder.config import config_dir
 from builder.ops.matrix import expand
+from builder.projects import load_project
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))

@@ -27,11 +27,11 @@ from hcloud.images import Image
 from hcloud.locations import Location
 from hcloud.server_types import ServerType
 
-from builder.config import load_project
 from builder.errors import ProvisionError
 from builder.keys import KeyPair, host_key_user_data
 from builder.localmirror import lookup as lookup_local_mirror
 from builder.planning import recipe_context, render
+from builder.projects import load_project
 from builder.ssh import Session
 from localcloud.artifacts import populate_mirror
 from localcloud.paths import default_cache_dir
