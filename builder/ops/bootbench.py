@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from typing import Annotated
@@ -129,6 +130,7 @@ def main(
                     seconds = time_boot(cloud, img, config.server_type, config.location, deadline, f"{kind}-{pair}")
                     boots.append(Boot(pair, kind, round(seconds, 1)))
                     console().print(f"pair {pair + 1}/{pairs}: {kind} {seconds:.1f} s")
+                    sys.stdout.flush()  # a boot takes minutes: show each as it ends, also into a file
     except CapiImageError as e:
         print_error(str(e))
         raise typer.Exit(e.exit_code) from None
