@@ -1,8 +1,9 @@
 """Seeded chaos: random fault rules (1-3 per build, on every call, of every kind, and in one
 build of four a combination the single rules hardly ever draw: two false 404s about one
-resource, or a create carried out after the client gave up) over many builds on a stub localcloud, with the invariants that must hold whatever happens: no
-unexpected exception (no traceback), no duplicate snapshot, nothing left behind unless the build
-exits 3 (cleanup incomplete), exit 3 naming what may be left, and the manifest agreeing.
+resource, or a create carried out after the client gave up) over many builds on a stub
+localcloud, with the invariants that must hold whatever happens: no unexpected exception (no
+traceback), no duplicate snapshot, nothing left behind unless the build exits 3 (cleanup
+incomplete), exit 3 naming what may be left, and the manifest agreeing.
 
 The seed is printed with each failure: ``CHAOS_SEED=<n> pytest tests/builder/test_chaos.py``
 replays one build; ``CHAOS_BUILDS`` sets how many (default 64)."""
