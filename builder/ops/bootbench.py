@@ -5,8 +5,10 @@ enough to be a measurement rather than one sample.
 Both servers get the build's user-data (a pinned host key) and the same server type; they are
 booted one at a time, alternating base and node, so both see the same host. "Answered" means
 an SSH login with the server's key succeeded (what the build and the boot test wait for), timed
-from the create call. Everything it creates carries ``created-by=capi-image`` and
-``role=bench-boot`` and is deleted before the next boot, also on failure or Ctrl-C.
+from the create call. It creates through the build's own ``Resources`` (retries, capacity,
+confirmed deletes): everything carries the project's labels, ``created-by=capi-image``, a
+``build-id`` of its own and ``role=bench-boot``, and is deleted before the next boot, also on
+failure or Ctrl-C (``capi-image gc`` finds what a killed run left).
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ from typing import Annotated
 
 import paramiko
 import typer
-from hcloud.images import Image
-from hcloud.server_types import ServerType
 from rich.table import Table
 
 from .. import log as logmod
@@ -30,12 +30,15 @@ from ..cliapp import api, print_error
 from ..cloud import Cloud
 from ..errors import CapiImageError, FailedError, InputError
 from ..keys import KeyPair, host_key_user_data
+from ..pipeline.build import new_build_id
+from ..placement import Candidate, Placements
 from ..projects import load_project
-from ..resources import CREATED_BY
+from ..resources import CREATED_BY, Resources
 from ..tables import console
 from .images import list_images
 
 POLL_SECONDS = 1.0
+ROLE = "bench-boot"
 # Every look before sshd is up ends in a transport error paramiko's thread would print with a
 # traceback; a failed look is expected here (as in builder/ssh.py).
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -48,7 +51,7 @@ class Boot:
     seconds: float
 
 
-def node_image(cloud: Cloud, labels: dict[str, str], wanted: str | None) -> tuple[int, str]:
+def node_image(cloud: Cloud, labels: dict[str, str], wanted: str | None) -> tuple[int, str, str]:
     """The snapshot to boot: ``wanted`` (id or caph-image-name), else the project's newest."""
     rows = [r for r in list_images(cloud, labels) if r["status"] == "available"]
     if wanted:
@@ -56,7 +59,7 @@ def node_image(cloud: Cloud, labels: dict[str, str], wanted: str | None) -> tupl
     if not rows:
         what = f"image {wanted!r}" if wanted else "published image"
         raise InputError(f"no {what} of this project: build one first (make image PROJECT=...)")
-    return int(rows[0]["id"]), str(rows[0][CAPH_LABEL])
+    return int(rows[0]["id"]), str(rows[0][CAPH_LABEL]), str(rows[0]["architecture"])
 
 
 def ssh_answers(ip: str, login: KeyPair, host: KeyPair) -> bool:
@@ -73,33 +76,27 @@ def ssh_answers(ip: str, login: KeyPair, host: KeyPair) -> bool:
         client.close()
 
 
-def time_boot(cloud: Cloud, image: Image, server_type: str, location: str, deadline: float, tag: str) -> float:
-    """Seconds from the create call until root logs in over SSH; the server and key deleted."""
-    client = cloud.client
+def time_boot(res: Resources, image_id: int, placements: Placements, deadline: float, tag: str) -> float:
+    """Seconds from the create call until root logs in over SSH (the build's measure); the
+    server and key deleted, confirmed, on every path (through the build's own Resources)."""
     login, host = KeyPair.generate(), KeyPair.generate()
-    labels = {"created-by": CREATED_BY, "role": "bench-boot"}
-    key = client.ssh_keys.create(name=f"bench-boot-{tag}", public_key=login.public_openssh, labels=labels)
-    server = None
+    key_id = res.upload_key(ROLE, f"{ROLE}-{tag}", login)
+    server: list[int] = []
     try:
         started = time.monotonic()
-        created = client.servers.create(
-            name=f"bench-boot-{tag}", server_type=ServerType(name=server_type), image=image, ssh_keys=[key],
-            user_data=host_key_user_data(host), labels=labels, location=client.locations.get_by_name(location),
+        _, ip = res.launch(
+            ROLE, f"{ROLE}-{tag}", image_id=image_id, key_id=key_id, user_data=host_key_user_data(host),
+            placements=placements, track=server.append,
         )  # fmt: skip
-        server = created.server
-        net = server.public_net
-        if net is None or net.ipv4 is None:  # the create answer always carries it
-            raise FailedError(f"server {server.id}: the create answer has no public IPv4")
-        ip = str(net.ipv4.ip)
         while not ssh_answers(ip, login, host):
             if time.monotonic() - started > deadline:
-                raise FailedError(f"{image.name or image.id}: no SSH after {deadline:.0f} s")
+                raise FailedError(f"image {image_id}: no SSH after {deadline:.0f} s")
             time.sleep(POLL_SECONDS)
         return time.monotonic() - started
     finally:
-        if server is not None:
-            client.servers.delete(server).wait_until_finished(max_retries=600)
-        client.ssh_keys.delete(key)
+        for sid in server:
+            res.delete_server(sid)
+        res.delete_key(key_id)
 
 
 def summary(boots: list[Boot]) -> tuple[float, float, float]:
@@ -123,25 +120,34 @@ def main(
     try:
         config = load_project(project)
         with api(config) as (cloud, _):
-            image_id, name = node_image(cloud, config.labels, image)
+            image_id, name, arch = node_image(cloud, config.labels, image)
+            base = cloud.call(
+                "look up image", lambda: cloud.client.images.get_by_name_and_architecture(config.base_image, arch)
+            )
+            if base is None or base.id is None:
+                raise InputError(f"base image {config.base_image} ({arch}) does not exist in this project")
             console().print(f"base image {config.base_image}, node image {name} (id {image_id})", soft_wrap=True)
+            # Labelled as a build's resources are (project labels, a bench id): gc finds leftovers.
+            labels = {**config.labels, "created-by": CREATED_BY, "build-id": f"bench-{new_build_id()}"}
+            res = Resources(cloud, config.timeouts, labels)
+            placements = Placements([Candidate(config.server_type, config.location)])
             for pair in range(pairs):
-                for kind, img in (("base", Image(name=config.base_image)), ("node", Image(id=image_id))):
-                    seconds = time_boot(cloud, img, config.server_type, config.location, deadline, f"{kind}-{pair}")
+                for kind, image_of in (("base", base.id), ("node", image_id)):
+                    seconds = time_boot(res, image_of, placements, deadline, f"{kind}-{pair}")
                     boots.append(Boot(pair, kind, round(seconds, 1)))
                     console().print(f"pair {pair + 1}/{pairs}: {kind} {seconds:.1f} s")
                     sys.stdout.flush()  # a boot takes minutes: show each as it ends, also into a file
     except CapiImageError as e:
         print_error(str(e))
         raise typer.Exit(e.exit_code) from None
-    base, node, ratio = summary(boots)
+    median_base, median_node, ratio = summary(boots)
     table = Table(title="SSH answered after create (s)")
     for column in ("pair", "base", "node", "node / base"):
         table.add_column(column, justify="right")
     for pair in range(pairs):
         b, n = (next(x.seconds for x in boots if x.pair == pair and x.image == k) for k in ("base", "node"))
         table.add_row(str(pair + 1), f"{b:.1f}", f"{n:.1f}", f"{n / b:.2f}x")
-    table.add_row("median", f"{base:.1f}", f"{node:.1f}", f"{ratio:.2f}x")
+    table.add_row("median", f"{median_base:.1f}", f"{median_node:.1f}", f"{ratio:.2f}x")
     console().print(table)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,13 +31,25 @@ def test_bench_boot_boots_both_images_and_cleans_up(tmp_path: Path) -> None:
         env = cli_env(tmp_path / "config", lc.endpoint)
         built = subprocess.run(build_command(tmp_path), env=env, capture_output=True, text=True, timeout=300)
         assert built.returncode == 0, built.stderr[-2000:]
-        r = subprocess.run([sys.executable, "-m", "builder.ops.bootbench", "-p", "p", "--pairs", "2"],
-                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert r.returncode == 0, r.stderr[-2000:]
-        assert r.stdout.count(": base ") == 2 and r.stdout.count(": node ") == 2, r.stdout
-        assert "median" in r.stdout and "base image ubuntu-24.04, node image cluster-api-ubuntu-2404-" in r.stdout, (
-            r.stdout
-        )
+        proc = subprocess.Popen([sys.executable, "-m", "builder.ops.bootbench", "-p", "p", "--pairs", "2"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            # Labelled as a build's servers are: gc scoped to the project finds a killed run's leftovers.
+            labels = None
+            deadline = time.monotonic() + 120
+            while labels is None and proc.poll() is None and time.monotonic() < deadline:
+                running = [x for x in lc.admin().state()["servers"] if x["name"].startswith("bench-boot-")]
+                labels = running[0]["labels"] if running else None
+                time.sleep(0.01)
+            out, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err[-2000:]
+        assert labels is not None and labels["role"] == "bench-boot" and labels["team"] == "platform", labels
+        assert labels["created-by"] == "capi-image" and labels["build-id"].startswith("bench-"), labels
+        assert out.count(": base ") == 2 and out.count(": node ") == 2, out
+        assert "median" in out and "base image ubuntu-24.04, node image cluster-api-ubuntu-2404-" in out, out
         assert leftovers(lc) == NO_LEAKS
         created = [q for q in lc.admin().requests() if q["method"] == "POST" and q["path"] == "/v1/servers"]
         assert len(created) == 1 + 4  # the build's server, then base/node twice
