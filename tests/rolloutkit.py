@@ -18,6 +18,7 @@ import jsonschema
 import structlog
 from ruamel.yaml import YAML
 
+from builder import config
 from builder import log as logmod
 from localcloud.server import LocalCloud
 
@@ -90,14 +91,16 @@ def manifests(b: Built, *args: str, partial_ok: bool = True) -> CliResult:
     wanted = cli_env(b.config, b.lc.endpoint)
     env: dict[str, str | None] = {k: None for k in os.environ if k not in wanted}
     env.update({k: v for k, v in wanted.items() if os.environ.get(k) != v})
-    # The command configures logging onto the runner's stderr, which is closed afterwards: give
-    # the test process its own logging back (later in-process builds log).
-    saved = structlog.get_config(), logmod._sink, logmod._format
+    # What a command sets for its process is given back to the test process afterwards: the
+    # logging it configured onto the runner's stderr (closed afterwards; later in-process builds
+    # log) and the config directory its global option set (later tests read the checkout's).
+    saved = structlog.get_config(), logmod._sink, logmod._format, config._config_dir_option
     try:
         r = CliRunner().invoke(app, ["manifests", "-p", "p", *flag, *args], env=env, catch_exceptions=False)
     finally:
         structlog.configure(**saved[0])
         logmod._sink, logmod._format = saved[1], saved[2]
+        config.set_config_dir(saved[3])
     return CliResult(r.exit_code, r.stdout, r.stderr)
 
 

@@ -119,3 +119,17 @@ def test_a_partial_recipe_image_is_refused(built: Built, tmp_path: Path) -> None
     assert r.returncode == 2
     line = r.stderr.strip().splitlines()[-1]
     assert "was built with --recipe minimal" in line and "not a node image" in line
+
+
+def test_the_in_process_command_gives_the_test_process_its_state_back(built: Built, tmp_path: Path) -> None:
+    """rolloutkit.manifests runs the command in this process; the config directory its global
+    option set (CAPI_IMAGE_CONFIG_DIR) and the logging it configured must not outlive it, or a
+    later test in the same worker reads another project (it did: the golden plans failed)."""
+    import structlog
+
+    from builder import config
+
+    before = config.config_dir(), structlog.get_config()
+    r = manifests(built, "--from", str(built.manifest))
+    assert r.returncode == 0, r.stderr
+    assert (config.config_dir(), structlog.get_config()) == before
